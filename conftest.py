@@ -1,0 +1,1 @@
+"""Root conftest: loads the harness fixtures (see fixtures/)."""

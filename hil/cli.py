@@ -1,0 +1,52 @@
+"""The `hil` command. Each subcommand lives with the concept it serves and registers itself here.
+
+A subcommand module exposes ``register(subparsers) -> None``; the parser it adds sets
+``func=callable(args) -> int``. Modules are imported only when their subcommand list is built, so
+``hil --help`` stays cheap and a broken optional area does not take the others down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# (module, why it is a separate module) — order is the order shown in --help.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "hil.sim.cli",        # hil sim: serve a virtual ESP32 over RFC2217
+    "hil.images.cli",     # hil images build|fota: signed images, variants, NVS, keys, index.json
+    "hil.board.cli",      # hil boards: list configured / detected boards
+    "hil.flashing.cli",   # hil flash: flash artifacts from the index
+    "hil.console.cli",    # hil monitor: serial monitor with ESP-IDF colours
+    "hil.server.cli",     # hil server: the reference EcoWatt server
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(prog="hil", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but one of its imports is missing: a real error
+                raise
+            continue  # area not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hil` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

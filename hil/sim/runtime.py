@@ -1,0 +1,79 @@
+"""The contract between the virtual board (hardware: UART, flash, reset lines, power) and the code
+it runs (ROM boot, MCUboot, the device firmware model).
+
+The board owns one "CPU" thread per power/reset cycle and calls ``hil.sim.boot.run_from_flash(rt)``
+on it after a normal (non-download) reset. That code runs until it returns, raises ``Reboot`` (a
+software reset: the board resets itself and boots again), or is stopped by the board: every blocking
+call on the runtime raises ``Halted`` once EN falls or power goes off, and ``PowerCut`` when an armed
+power-cut trigger fires at a ``checkpoint``. Firmware code never sleeps: it waits on the runtime.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hil.sim.chips import ChipSpec
+    from hil.sim.defects import DefectSet
+    from hil.sim.flash import NorFlash
+
+
+class ResetCause(enum.Enum):
+    """Reset causes with the ROM's code and name as printed in ``rst:0x1 (POWERON_RESET)``."""
+
+    POWERON = (0x1, "POWERON_RESET")
+    SW_CPU = (0xC, "SW_CPU_RESET")
+    EXT_EN = (0x1, "POWERON_RESET")  # EN pin reset on an ESP32 reports POWERON too
+    RTCWDT = (0x10, "RTCWDT_RTC_RESET")
+
+    @property
+    def code(self) -> int:
+        return self.value[0]
+
+    @property
+    def label(self) -> str:
+        return self.value[1]
+
+
+class Halted(Exception):
+    """The CPU was stopped by the hardware (EN low, power off, board shutting down)."""
+
+
+class PowerCut(Halted):
+    """An armed power-cut trigger fired at a checkpoint; the board is now unpowered."""
+
+
+class Reboot(Exception):
+    """Raised by firmware to restart the chip (``esp_restart()``): the board resets with SW_CPU."""
+
+    def __init__(self, reason: str = "esp_restart") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Runtime(Protocol):
+    """What code running on the virtual chip may use. Implemented by ``hil.sim.board``."""
+
+    chip: "ChipSpec"
+    flash: "NorFlash"
+    defects: "DefectSet"
+    reset_cause: ResetCause
+
+    def write_line(self, text: str) -> None:
+        """Print one line on UART0 (``\\r\\n`` appended). Lost when no host is connected."""
+
+    def read_line(self, timeout: float | None = None) -> str | None:
+        """Next line received on UART0 (without the newline); ``None`` on timeout.
+        Raises ``Halted`` if the CPU is stopped while waiting."""
+
+    def millis(self) -> int:
+        """Milliseconds since this reset (the ESP-IDF log timestamp)."""
+
+    def wait(self, timeout: float) -> None:
+        """Block for up to ``timeout`` seconds of device time; raises ``Halted`` when stopped.
+        For firmware timers only — never for synchronisation."""
+
+    def checkpoint(self, name: str, **fields: object) -> None:
+        """Mark a named point (``ota.chunk_written``, ``swap.sector``, ``nvs.write``...). A power-cut
+        trigger armed for it cuts power here: raises ``PowerCut``."""
