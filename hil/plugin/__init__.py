@@ -1,5 +1,30 @@
-"""The hil pytest plugin (entry point ``pytest11``): options, markers, hooks.
+"""The hil pytest plugin (entry point ``pytest11``): options, settings, markers.
 
-Options, ini keys and markers all use the ``hil`` prefix (``--hil-…``, ``hil_…``); parsed settings
-live in ``config.stash``. Fixtures are in the top-level ``fixtures/`` package, loaded by conftest.py.
+Options, ini keys use the ``hil`` prefix (``--hil-…``, ``hil_…``); parsed settings live in
+``config.stash``. Fixtures are in the top-level ``fixtures/`` package, loaded by conftest.py; the
+report (STRIDE matrix, measurements, environment) is the ``hil.report`` plugin registered here.
 """
+
+from __future__ import annotations
+
+import pytest
+
+from hil.plugin.options import register_options
+from hil.plugin.settings import ALL_OPTIONS, SETTINGS_KEY, HilSettings
+
+MARKERS: tuple[str, ...] = (
+    "firmware(name): flash this artifact of firmware_builds/index.json instead of app-v1",
+    "fails_with(*defects): the virtual-board defects this scenario must detect (checked by the "
+    "defect meta-tests in selftest/)",
+    "needs(*capabilities): skip unless the board declares these capabilities (power, sniff, ...)",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    register_options(parser, ALL_OPTIONS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.stash[SETTINGS_KEY] = HilSettings.from_config(config)

@@ -1,0 +1,78 @@
+"""Parsed harness settings, kept in ``config.stash`` (one frozen object per session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hil.plugin.options import OptionSpec, read_option
+
+# Options of the board-selection area (inventory, virtual boards) and the evidence area.
+BOARD_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("port", "serial URL of a board (/dev/..., rfc2217://host:port); repeatable",
+               action="append", metavar="URL"),
+    OptionSpec("boards", "TOML inventory of boards (name, port, chip, capabilities, power command)",
+               metavar="FILE"),
+    OptionSpec("virtual", "use virtual boards even if real boards are configured or detected",
+               default=False, action="store_true"),
+    OptionSpec("sim-defect", "start virtual boards with this defect (see `hil sim --list-defects`); "
+               "repeatable", action="append", metavar="NAME"),
+    OptionSpec("sim-chip", "chip of virtual boards: esp32 or esp32c6", default="esp32", metavar="CHIP"),
+    OptionSpec("lock-timeout", "seconds to wait for a board held by another process",
+               default=300.0, type=float, metavar="S"),
+)
+FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("firmware-dir", "directory holding index.json and the images (built when missing)",
+               default="firmware_builds", metavar="DIR"),
+    OptionSpec("firmware-profile", "firmware profile mapping event names to log regexes "
+               "(name shipped with hil, or a TOML file)", default="ecowatt-idf", metavar="NAME"),
+)
+EVIDENCE_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
+)
+ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + FIRMWARE_OPTIONS + EVIDENCE_OPTIONS
+
+
+@dataclass(frozen=True)
+class HilSettings:
+    """Everything the fixtures need to know from the command line and pytest.ini."""
+
+    ports: tuple[str, ...]
+    boards_file: Path | None
+    virtual: bool
+    sim_defects: tuple[str, ...]
+    sim_chip: str
+    lock_timeout: float
+    firmware_dir: Path
+    firmware_profile: str
+    logs_dir: Path
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "HilSettings":
+        opt = {spec.dest: read_option(config, spec) for spec in ALL_OPTIONS}
+        root = config.rootpath
+
+        def path(value: str | None) -> Path | None:
+            return None if value is None else (root / value if not Path(value).is_absolute() else Path(value))
+
+        return cls(
+            ports=tuple(opt["hil_port"] or ()),
+            boards_file=path(opt["hil_boards"]),
+            virtual=bool(opt["hil_virtual"]),
+            sim_defects=tuple(opt["hil_sim_defect"] or ()),
+            sim_chip=opt["hil_sim_chip"],
+            lock_timeout=float(opt["hil_lock_timeout"]),
+            firmware_dir=path(opt["hil_firmware_dir"]),
+            firmware_profile=opt["hil_firmware_profile"],
+            logs_dir=path(opt["hil_logs_dir"]),
+        )
+
+
+SETTINGS_KEY = pytest.StashKey[HilSettings]()
+
+
+def settings(config: pytest.Config) -> HilSettings:
+    """The session's settings (parsed in ``pytest_configure``)."""
+    return config.stash[SETTINGS_KEY]
