@@ -1,1 +1,12 @@
-"""hil.flashing"""
+"""hil.flashing: esptool driven in-process on a board's open port, skip-if-identical per region."""
+
+from hil.flashing.esptool_host import FlashError, FlashTimeout, clean_environment
+from hil.flashing.flasher import FlashTarget, apply_plan, erase_port, flash_port
+from hil.flashing.plan import FlashRegion, FlashReport, RegionResult, plan_from, plan_from_index, region
+from hil.flashing.session import FlashConnectError, FlashSession
+
+__all__ = [
+    "FlashConnectError", "FlashError", "FlashRegion", "FlashReport", "FlashSession", "FlashTarget",
+    "FlashTimeout", "RegionResult", "apply_plan", "clean_environment", "erase_port", "flash_port",
+    "plan_from", "plan_from_index", "region",
+]

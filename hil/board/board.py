@@ -1,0 +1,128 @@
+"""Board: one open board — serial port, console, reset, power, flashing.
+
+The harness never knows whether a board is real: a Board is built from a BoardSpec (port URL and
+capabilities) and drivers bound to protocols. ``open()`` does the I/O; the constructor does none.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import serial
+
+from hil.board.drivers import CommandPowerDriver, PowerDriver, ResetDriver, SerialLinesReset
+from hil.board.spec import BoardSpec
+from hil.board.transport import open_port
+from hil.console import Console, FirmwareProfile
+from hil.flashing import FlashRegion, FlashReport, erase_port, flash_port
+from hil.flashing.session import ProgressFn
+
+
+class BoardError(RuntimeError):
+    """A board operation that cannot be done in the board's current state or configuration."""
+
+
+class Board:
+    """A board of the inventory, opened for use. Use as a context manager or open()/close()."""
+
+    def __init__(self, spec: BoardSpec, *, profile: FirmwareProfile | None = None,
+                 power: PowerDriver | None = None,
+                 reset_driver: Callable[[serial.SerialBase], ResetDriver] = SerialLinesReset,
+                 flash_baud: int | None = None) -> None:
+        self.spec = spec
+        self._profile = profile
+        self._power = power
+        if self._power is None and spec.power_command:
+            self._power = CommandPowerDriver(spec.name, spec.power_command)
+        self._reset_driver_factory = reset_driver
+        self.flash_baud = flash_baud
+        self._port: serial.SerialBase | None = None
+        self._console: Console | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def open(self) -> "Board":
+        """Open the serial port and start the console reader."""
+        if self._port is not None:
+            return self
+        self._port = open_port(self.spec.port, self.spec.baud)
+        self._console = Console(self._port, self.spec.name, self._profile)
+        self._console.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the console and close the port."""
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+
+    def __enter__(self) -> "Board":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Board({self.spec.name!r}, {self.spec.port!r}, open={self._port is not None})"
+
+    @property
+    def console(self) -> Console:
+        """The board's console (open() first)."""
+        if self._console is None:
+            raise BoardError(f"board {self.name} ({self.spec.port}) is not open: call open() first")
+        return self._console
+
+    @property
+    def port(self) -> serial.SerialBase:
+        """The open serial port (for tools; prefer console/flash)."""
+        if self._port is None:
+            raise BoardError(f"board {self.name} ({self.spec.port}) is not open: call open() first")
+        return self._port
+
+    @property
+    def power(self) -> PowerDriver | None:
+        """The power driver, or None when the board's power cannot be switched."""
+        return self._power
+
+    def reset(self) -> None:
+        """Hard reset (EN pulse) into the application; the console expects the ROM banner."""
+        self.console.expect_reset()
+        self._reset_driver_factory(self.port).hard_reset()
+
+    def power_cycle(self) -> None:
+        """Cut and restore power; raises BoardError naming the board when it has no power control."""
+        if self._power is None:
+            raise BoardError(f"board {self.name} has no power control: add power_command to its entry in the "
+                             "boards file, or skip scenarios that need the 'power' capability")
+        self.console.expect_reset()
+        self._power.cycle()
+
+    def _with_loader(self, run: Callable[[serial.SerialBase], FlashReport], reset: bool) -> FlashReport:
+        console = self.console
+        try:
+            with console.pause() as port:
+                try:
+                    return run(port)
+                finally:
+                    if not port.is_open:  # esptool closes the port on failures and timeouts
+                        port.open()
+                    port.baudrate = self.spec.baud
+        finally:
+            if reset:
+                self.reset()
+
+    def flash(self, plan: Sequence[FlashRegion], *, force: bool = False, reset: bool = True,
+              progress: ProgressFn | None = None) -> FlashReport:
+        """Write the regions whose flash MD5 differs (all with ``force``), then reset into the app."""
+        return self._with_loader(
+            lambda port: flash_port(port, plan, board=self.name, flash_baud=self.flash_baud,
+                                    progress=progress, force=force), reset)
+
+    def erase_region(self, offset: int, size: int, *, reset: bool = True) -> FlashReport:
+        """Erase ``size`` bytes at ``offset`` (4 KiB aligned), e.g. the bootloader, then reset."""
+        return self._with_loader(lambda port: erase_port(port, offset, size, board=self.name), reset)

@@ -1,0 +1,122 @@
+"""Reset and power drivers. Drivers bind to protocols (what a board can do), not to hardware.
+
+``SerialLinesReset`` drives EN/IO0 through DTR/RTS, the classic USB-UART auto-reset circuit
+(EN low <=> RTS and not DTR; IO0 low <=> DTR and not RTS). ``CommandPowerDriver`` runs the
+inventory's power command. The virtual board's power switch is adapted to ``PowerDriver`` by the
+fixture that starts it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from typing import Protocol, runtime_checkable
+
+import serial
+
+RESET_PULSE = 0.1      # EN held low (esptool uses 100 ms)
+BOOT_HOLD = 0.05       # IO0 held low after EN rises, for the ROM to sample it
+POWER_TIMEOUT = 30.0
+
+
+@runtime_checkable
+class ResetDriver(Protocol):
+    """Resets a board into its application or into the ROM serial loader."""
+
+    def hard_reset(self) -> None:
+        """Pulse EN: the chip boots normally."""
+
+    def enter_download(self) -> None:
+        """Reset with IO0 low: the chip waits in the ROM serial loader."""
+
+
+@runtime_checkable
+class PowerDriver(Protocol):
+    """Cuts and restores a board's power."""
+
+    def off(self) -> None:
+        """Cut power."""
+
+    def on(self) -> None:
+        """Restore power."""
+
+    def cycle(self) -> None:
+        """Cut and restore power."""
+
+
+def _hold(seconds: float) -> None:
+    # a pulse width the hardware needs, not synchronisation: nothing to wait on but time
+    time.sleep(seconds)
+
+
+class SerialLinesReset:
+    """DTR/RTS sequences on an open serial port (esptool's HardReset and ClassicReset)."""
+
+    def __init__(self, port: serial.SerialBase) -> None:
+        self._port = port
+
+    def hard_reset(self) -> None:
+        """RTS pulse with DTR released: EN low for 100 ms, IO0 high, so the app boots."""
+        self._port.dtr = False
+        self._port.rts = True
+        _hold(RESET_PULSE)
+        self._port.rts = False
+
+    def enter_download(self) -> None:
+        """esptool's classic sequence: EN low, then IO0 low as EN rises, then release both."""
+        self._port.dtr = False
+        self._port.rts = True
+        _hold(RESET_PULSE)
+        self._port.dtr = True
+        self._port.rts = False
+        _hold(BOOT_HOLD)
+        self._port.dtr = False
+
+
+class PowerCommandError(RuntimeError):
+    """The bench's power command failed, timed out or does not support the action."""
+
+
+class CommandPowerDriver:
+    """Runs a board's power command. ``{action}`` in the command is replaced by off, on or cycle;
+    a command without it can only cycle power."""
+
+    def __init__(self, board: str, command: str, timeout: float = POWER_TIMEOUT) -> None:
+        self.board = board
+        self.command = command
+        self.timeout = timeout
+
+    def _run(self, action: str) -> None:
+        if "{action}" not in self.command and action != "cycle":
+            raise PowerCommandError(
+                f"{self.board}: power command {self.command!r} can only cycle power; put {{action}} in it "
+                f"(replaced by off/on/cycle) to support '{action}'")
+        argv = shlex.split(self.command.replace("{action}", action))
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise PowerCommandError(
+                f"{self.board}: power {action} command {shlex.join(argv)!r} did not finish within "
+                f"{self.timeout:g} s; check the hub/relay and the command in the boards file") from None
+        except OSError as exc:
+            raise PowerCommandError(
+                f"{self.board}: cannot run power {action} command {shlex.join(argv)!r}: {exc}; "
+                "check the command in the boards file") from exc
+        if done.returncode != 0:
+            output = (done.stderr or done.stdout).strip()[-500:]
+            raise PowerCommandError(
+                f"{self.board}: power {action} command {shlex.join(argv)!r} exited with {done.returncode}: "
+                f"{output or '(no output)'}")
+
+    def off(self) -> None:
+        """Cut power."""
+        self._run("off")
+
+    def on(self) -> None:
+        """Restore power."""
+        self._run("on")
+
+    def cycle(self) -> None:
+        """Cut and restore power (one command)."""
+        self._run("cycle")

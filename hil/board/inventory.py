@@ -1,0 +1,194 @@
+"""Board inventory: which boards this run may use.
+
+Sources, in order of precedence: ``--hil-port URL`` (repeatable, optionally ``NAME=URL``), a boards
+file (``--hil-boards FILE``, TOML), and auto-detection of USB-serial bridges by VID:PID. An empty
+result means "no hardware": the fixtures then start virtual boards.
+
+Boards file::
+
+    [[board]]
+    name = "dut1"                                    # unique
+    port = "/dev/serial/by-id/usb-Silicon_Labs_CP2102_0001-if00-port0"
+    chip = "esp32"                                   # esptool name, or "auto"
+    capabilities = ["reset", "sniff"]
+    power_command = "uhubctl -l 1-1 -p 2 -a {action}"  # implies the "power" capability
+    network_interface = "wlan1"
+    network_address = "192.168.4.2"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+from hil.board.spec import CAPABILITIES, KNOWN_CHIPS, BoardSpec
+
+BY_ID_DIR = "/dev/serial/by-id"
+
+
+@dataclass(frozen=True)
+class UsbBridge:
+    """A USB device that carries an ESP32's UART."""
+
+    vid: int
+    pid: int
+    label: str
+
+
+USB_BRIDGES: tuple[UsbBridge, ...] = (
+    UsbBridge(0x303A, 0x1001, "esp-usb-jtag"),
+    UsbBridge(0x10C4, 0xEA60, "cp210x"),
+    UsbBridge(0x1A86, 0x7523, "ch340"),
+    UsbBridge(0x1A86, 0x55D4, "ch9102"),
+    UsbBridge(0x0403, 0x6001, "ft232r"),
+    UsbBridge(0x0403, 0x6010, "ft2232"),
+    UsbBridge(0x0403, 0x6014, "ft232h"),
+    UsbBridge(0x0403, 0x6015, "ft-x"),
+)
+_BRIDGE_BY_ID = {(b.vid, b.pid): b for b in USB_BRIDGES}
+
+_FILE_FIELDS = {"name", "port", "chip", "mac", "baud", "capabilities", "power_command",
+                "network_interface", "network_address", "description"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class InventoryError(ValueError):
+    """An invalid boards file or port URL; the message names the file, the board and the field."""
+
+
+def from_urls(urls: Sequence[str]) -> list[BoardSpec]:
+    """Boards from ``--hil-port`` values: ``URL`` (named board0, board1...) or ``NAME=URL``."""
+    specs = []
+    for i, value in enumerate(urls):
+        name, sep, url = value.partition("=")
+        if not sep or "://" in name or "/" in name or not _NAME_RE.match(name):
+            name, url = f"board{i}", value
+        if not url:
+            raise InventoryError(f"--hil-port {value!r}: empty port")
+        specs.append(BoardSpec(name=name, port=url))
+    _check_unique(specs, "--hil-port")
+    return specs
+
+
+def _check_unique(specs: Iterable[BoardSpec], where: str) -> None:
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise InventoryError(f"{where}: board name {spec.name!r} is used twice; names must be unique")
+        seen.add(spec.name)
+
+
+def _field(where: str, entry: Mapping, key: str, kind: type, default: object = None) -> object:
+    value = entry.get(key, default)
+    if value is not None and not isinstance(value, kind):
+        raise InventoryError(f"{where}: field {key!r} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
+    if not isinstance(entry, dict):
+        raise InventoryError(f"{path}: [[board]] #{index + 1} is not a table")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InventoryError(f"{path}: [[board]] #{index + 1}: field 'name' missing or not [A-Za-z0-9_.-]+")
+    where = f"{path}: board {name!r}"
+    unknown = sorted(set(entry) - _FILE_FIELDS)
+    if unknown:
+        raise InventoryError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(_FILE_FIELDS)}")
+    port = _field(where, entry, "port", str)
+    if not port:
+        raise InventoryError(f"{where}: field 'port' is required (a device path or rfc2217://host:port)")
+    chip = _field(where, entry, "chip", str, "auto")
+    if chip not in KNOWN_CHIPS:
+        raise InventoryError(f"{where}: field 'chip' = {chip!r} is not a known chip; use one of {list(KNOWN_CHIPS)}")
+    caps = _field(where, entry, "capabilities", list, [])
+    if not all(isinstance(c, str) for c in caps):
+        raise InventoryError(f"{where}: field 'capabilities' must be a list of strings")
+    power_command = _field(where, entry, "power_command", str)
+    capabilities = frozenset(caps) | ({"power"} if power_command else frozenset())
+    if "power" in capabilities and not power_command:
+        raise InventoryError(f"{where}: capability 'power' needs field 'power_command' (the command that "
+                             "switches the board's power; {action} is replaced by off/on/cycle)")
+    odd = sorted(capabilities - CAPABILITIES.keys())
+    if odd:
+        warnings.warn(f"{where}: capabilities {odd} are not used by the harness ({sorted(CAPABILITIES)})",
+                      stacklevel=3)
+    baud = _field(where, entry, "baud", int, 115200)
+    return BoardSpec(name=name, port=port, chip=chip, mac=_field(where, entry, "mac", str), baud=baud,
+                     capabilities=capabilities, power_command=power_command,
+                     network_interface=_field(where, entry, "network_interface", str),
+                     network_address=_field(where, entry, "network_address", str),
+                     description=_field(where, entry, "description", str, ""))
+
+
+def load_boards_file(path: str | Path) -> list[BoardSpec]:
+    """Parse and validate a boards file (see the module docstring)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InventoryError(f"cannot read boards file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(f"boards file {path} is not valid TOML: {exc}") from exc
+    entries = data.get("board")
+    if not isinstance(entries, list) or not entries:
+        raise InventoryError(f"boards file {path} has no [[board]] entries")
+    specs = [_spec_from_entry(path, i, entry) for i, entry in enumerate(entries)]
+    _check_unique(specs, str(path))
+    return specs
+
+
+def by_id_links(directory: str = BY_ID_DIR) -> dict[str, str]:
+    """Map real device paths (``/dev/ttyUSB0``) to their stable ``/dev/serial/by-id`` names."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return {}
+    return {os.path.realpath(os.path.join(directory, n)): os.path.join(directory, n) for n in names}
+
+
+def detect(list_ports: Callable[[], Iterable] | None = None,
+           links: Callable[[], Mapping[str, str]] = by_id_links) -> list[BoardSpec]:
+    """Boards found on USB by VID:PID, named ``<bridge>-<serial>``, ports by-id where available.
+
+    ``list_ports`` returns pyserial ``ListPortInfo``-like objects (``device``, ``vid``, ``pid``,
+    ``serial_number``); it defaults to ``serial.tools.list_ports.comports``.
+    """
+    if list_ports is None:
+        from serial.tools.list_ports import comports as list_ports
+    stable = links()
+    specs = []
+    for info in sorted(list_ports(), key=lambda p: p.device):
+        bridge = _BRIDGE_BY_ID.get((info.vid, info.pid))
+        if bridge is None:
+            continue
+        device = stable.get(os.path.realpath(info.device), stable.get(info.device, info.device))
+        ident = re.sub(r"[^A-Za-z0-9_.-]", "_", info.serial_number or os.path.basename(info.device))
+        specs.append(BoardSpec(name=f"{bridge.label}-{ident}", port=device,
+                               capabilities=frozenset({"reset"}),
+                               description=f"{bridge.label} {info.vid:04x}:{info.pid:04x}"))
+    # two bridges with the same serial number (FT2232 has two ports): keep names unique
+    counts: dict[str, int] = {}
+    unique = []
+    for spec in specs:
+        n = counts.get(spec.name, 0)
+        counts[spec.name] = n + 1
+        unique.append(spec if n == 0 else replace(spec, name=f"{spec.name}-{n}"))
+    return unique
+
+
+def inventory(urls: Sequence[str] = (), boards_file: str | Path | None = None,
+              autodetect: Callable[[], list[BoardSpec]] = detect) -> list[BoardSpec]:
+    """The boards of this run: URLs and the boards file if given (both allowed), else detected ones."""
+    specs = from_urls(urls) if urls else []
+    if boards_file:
+        specs += load_boards_file(boards_file)
+    if specs:
+        _check_unique(specs, "--hil-port and --hil-boards")
+        return specs
+    return autodetect()

@@ -1,0 +1,26 @@
+"""The board area's harness options, as data. The plugin registers each as ``--hil-<name>`` and
+ini key ``hil_<name>`` (see ``hil.plugin.options``)."""
+
+from __future__ import annotations
+
+from hil.board.lock import DEFAULT_LOCK_TIMEOUT
+from hil.console.profile import DEFAULT_PROFILE
+from hil.plugin.options import OptionSpec
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("port", "serial port of a board: device path or rfc2217://host:port, optionally NAME=URL "
+                       "(repeatable); without --hil-port/--hil-boards, USB boards are detected, else "
+                       "virtual boards are started", action="append", metavar="URL"),
+    OptionSpec("boards", "boards file (TOML, [[board]] name/port/chip/capabilities/power_command...)",
+               metavar="FILE"),
+    OptionSpec("lock-dir", "directory of the cross-process board locks (default: <tmp>/hil-locks)",
+               metavar="DIR"),
+    OptionSpec("lock-timeout", "seconds to wait for a board another process holds",
+               default=DEFAULT_LOCK_TIMEOUT, type=float, metavar="S"),
+    OptionSpec("firmware-profile", "firmware profile mapping event names to log regexes "
+                                   "(built-in name or a .toml path)", default=DEFAULT_PROFILE, metavar="NAME"),
+    OptionSpec("flash-baud", "baud rate esptool switches to for flashing (0: stay at 115200)",
+               default=0, type=int, metavar="BAUD"),
+    OptionSpec("reflash", "write every region even when its flash MD5 already matches",
+               default=False, action="store_true"),
+)

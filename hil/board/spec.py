@@ -1,0 +1,39 @@
+"""BoardSpec: what the inventory knows about one board (no connection state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# esptool's chip names; "auto" = not configured, learnt by probing the board
+KNOWN_CHIPS: tuple[str, ...] = (
+    "auto", "esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c5", "esp32c6", "esp32c61",
+    "esp32h2", "esp32p4", "esp8266",
+)
+
+# Capability names a scenario may require; anything else in an inventory is accepted but warned about
+CAPABILITIES: dict[str, str] = {
+    "power": "power can be cut and restored (power_command or a virtual board's switch)",
+    "sniff": "the board's network traffic can be captured on network_interface",
+    "reset": "EN/IO0 are wired to DTR/RTS (auto-reset circuit), so resets and download mode work",
+    "virtual": "a virtual board served by `hil sim`",
+}
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """One board of the bench. ``port`` is a device path or a pyserial URL (``rfc2217://``...)."""
+
+    name: str
+    port: str
+    chip: str = "auto"
+    mac: str | None = None
+    baud: int = 115200
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    power_command: str | None = None      # e.g. "uhubctl -l 1-1 -p 2 -a {action}"; {action} = off|on|cycle
+    network_interface: str | None = None  # where the board's traffic can be sniffed (bench AP, lo)
+    network_address: str | None = None    # the board's IP address as the server sees it
+    description: str = ""
+
+    def has(self, capability: str) -> bool:
+        """True if the board declares ``capability``."""
+        return capability in self.capabilities

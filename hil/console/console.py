@@ -1,0 +1,339 @@
+"""A board's console: a reader thread on its open serial port, per-test log files, and waits.
+
+Waiting semantics (written once, used by every board and transport):
+
+* Every received line gets a sequence number ``seq``. ``mark()`` returns the seq the next line will
+  get. The console keeps a *cursor*: ``expect``/``expect_event`` search lines from the cursor (or from
+  ``since=mark`` when given) in arrival order, and on a match move the cursor just past the matched
+  line — so consecutive ``expect`` calls consume output in order and never match the same line twice.
+* ``expect_absent``/``assert_no_event`` watch for ``within`` seconds and do not move the cursor.
+* While waiting, a crash line (the profile's ``crash`` event) or a ROM reset banner that nobody
+  announced with ``expect_reset()`` ends the wait at once with :class:`DeviceCrashed` (unless the line
+  is what the wait is looking for, or ``allow_crash``/``allow_reboot`` is set).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, TextIO
+
+import serial
+
+from hil.console.errors import ConsoleClosed, DeviceCrashed, ExpectTimeout, UnexpectedOutput
+from hil.console.lines import LineKind, LineSplitter, LogLine, strip_ansi
+from hil.console.profile import FirmwareProfile, load_profile
+
+DEFAULT_TIMEOUT = 10.0
+TAIL_LINES = 40
+READ_TIMEOUT = 0.1  # bounds how long pause()/close() wait for the reader to notice
+PARK_TIMEOUT = 5.0
+
+Matcher = Callable[[str], "re.Match[str] | None"]
+
+
+class Console:
+    """Reader thread + line buffer + log file + expect for one board's serial port.
+
+    The console does not own the port (the Board does): ``close()`` stops the reader only.
+    """
+
+    def __init__(self, port: serial.SerialBase, name: str, profile: FirmwareProfile | None = None,
+                 *, history: int = 10000) -> None:
+        self._port = port
+        self.name = name
+        self._profile = profile
+        self._lines: collections.deque[LogLine] = collections.deque(maxlen=history)
+        self._next_seq = 0
+        self._cursor = 0
+        self._cond = threading.Condition()
+        self._paused = 0
+        self._parked = False
+        self._stop = False
+        self._failure: str | None = None
+        self._thread: threading.Thread | None = None
+        self._splitter = LineSplitter()
+        self._reset_expected_until = 0.0
+        self._log_lock = threading.Lock()
+        self._log: TextIO | None = None
+        self._log_start = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def profile(self) -> FirmwareProfile:
+        """The firmware profile events are resolved through (loaded on first use)."""
+        if self._profile is None:
+            self._profile = load_profile()
+        return self._profile
+
+    @profile.setter
+    def profile(self, profile: FirmwareProfile) -> None:
+        self._profile = profile
+
+    def start(self) -> None:
+        """Start the reader thread (idempotent)."""
+        if self._thread is not None:
+            return
+        _ = self.profile  # load before lines arrive: a bad profile fails here, not in the thread
+        self._port.timeout = READ_TIMEOUT
+        self._thread = threading.Thread(target=self._run, name=f"console-{self.name}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the reader thread and close the log file. The port stays open (the Board owns it)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(READ_TIMEOUT * 20)
+            self._thread = None
+        for raw in self._splitter.flush():
+            self._append(raw)
+        self.log_to(None)
+
+    def __enter__(self) -> "Console":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reader --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._paused and not self._stop:
+                    self._parked = True
+                    self._cond.notify_all()
+                    self._cond.wait()
+                self._parked = False
+                if self._stop:
+                    return
+            try:
+                data = self._port.read(max(1, self._port.in_waiting))
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial's posix port after a concurrent close()
+                with self._cond:
+                    if not self._stop and not self._paused:
+                        self._failure = f"serial port {self._port.port} failed: {exc}"
+                        self._cond.notify_all()
+                        return
+                continue
+            for raw in self._splitter.feed(data):
+                self._append(raw)
+
+    def _classify(self, text: str) -> LineKind:
+        profile = self.profile
+        if profile.crash is not None and profile.crash.search(text):
+            return LineKind.CRASH
+        if profile.reset_banner.search(text):
+            with self._cond:
+                if time.monotonic() <= self._reset_expected_until:
+                    self._reset_expected_until = 0.0  # one announcement covers one banner
+                    return LineKind.EXPECTED_RESET
+            return LineKind.UNEXPECTED_RESET
+        return LineKind.NORMAL
+
+    def _append(self, raw: str) -> LogLine:
+        text = strip_ansi(raw)
+        kind = self._classify(text)
+        with self._cond:
+            line = LogLine(self._next_seq, time.time(), time.monotonic() - self._log_start, raw, text, kind)
+            self._next_seq += 1
+            self._lines.append(line)
+            self._cond.notify_all()
+        self._write_log(line.format())
+        return line
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def log_to(self, path: str | Path | None) -> None:
+        """Write further lines to ``path`` (appending; parent folders created), or stop logging.
+
+        Relative timestamps in the log restart at zero: call this at the start of each test.
+        """
+        with self._log_lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            if path is not None:
+                path = Path(path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._log = path.open("a", encoding="utf-8", buffering=1)
+            self._log_start = time.monotonic()
+
+    def _write_log(self, text: str) -> None:
+        with self._log_lock:
+            if self._log is not None:
+                self._log.write(text + "\n")
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def mark(self) -> int:
+        """The seq the next received line will get; pass it as ``since=`` to look only at later output."""
+        with self._cond:
+            return self._next_seq
+
+    @property
+    def cursor(self) -> int:
+        """Where the next ``expect`` without ``since`` starts searching."""
+        with self._cond:
+            return self._cursor
+
+    def skip(self) -> None:
+        """Move the cursor to the end: later expects ignore everything received so far."""
+        with self._cond:
+            self._cursor = self._next_seq
+
+    def lines(self, since: int = 0) -> list[LogLine]:
+        """Buffered lines with ``seq >= since`` (older lines may have left the bounded buffer)."""
+        with self._cond:
+            return self._lines_from(since)
+
+    def tail(self, n: int = TAIL_LINES) -> list[str]:
+        """The last ``n`` lines, colours stripped."""
+        with self._cond:
+            return [line.text for line in list(self._lines)[-n:]]
+
+    def _lines_from(self, seq: int) -> list[LogLine]:
+        if not self._lines:
+            return []
+        start = max(0, seq - self._lines[0].seq)
+        return list(self._lines)[start:]
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def expect_reset(self, within: float = DEFAULT_TIMEOUT) -> None:
+        """Announce a reset: the next ROM banner within ``within`` s is not an unexpected reboot."""
+        with self._cond:
+            self._reset_expected_until = time.monotonic() + within
+
+    def follow(self, since: int, timeout: float) -> Iterator[LogLine]:
+        """Yield lines from seq ``since`` as they arrive until ``timeout`` s have passed."""
+        deadline = time.monotonic() + timeout
+        pos = since
+        while True:
+            with self._cond:
+                batch = self._lines_from(pos)
+                while not batch:
+                    if self._failure:
+                        raise ConsoleClosed(f"{self.name}: {self._failure}")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._cond.wait(remaining)
+                    batch = self._lines_from(pos)
+            for line in batch:
+                pos = line.seq + 1
+                yield line
+
+    def _check_fatal(self, line: LogLine, what: str, allow_crash: bool, allow_reboot: bool) -> None:
+        if line.kind is LineKind.CRASH and not allow_crash:
+            reason = "device crashed"
+        elif line.kind is LineKind.UNEXPECTED_RESET and not allow_reboot:
+            reason = "device rebooted unexpectedly"
+        else:
+            return
+        with self._cond:
+            self._cursor = max(self._cursor, line.seq + 1)  # the crash is reported once
+        raise DeviceCrashed(self.name, what, line.text, reason, self.tail())
+
+    def _wait_for(self, matcher: Matcher, what: str, timeout: float, since: int | None,
+                  allow_crash: bool, allow_reboot: bool) -> re.Match[str]:
+        start = self.cursor if since is None else since
+        for line in self.follow(start, timeout):
+            match = matcher(line.text)
+            if match:
+                with self._cond:
+                    self._cursor = max(self._cursor, line.seq + 1)
+                return match
+            self._check_fatal(line, what, allow_crash, allow_reboot)
+        raise ExpectTimeout(self.name, what, timeout, self.tail())
+
+    def _watch_absent(self, matcher: Matcher, what: str, within: float, since: int | None) -> None:
+        start = self.mark() if since is None else since
+        for line in self.follow(start, within):
+            if matcher(line.text):
+                raise UnexpectedOutput(self.name, what, line.text, self.tail())
+            self._check_fatal(line, f"absence of {what}", False, False)
+
+    def expect(self, pattern: str | re.Pattern[str], timeout: float = DEFAULT_TIMEOUT, *,
+               since: int | None = None, allow_crash: bool = False, allow_reboot: bool = False) -> re.Match[str]:
+        """Wait for a line matching ``pattern`` (searched, colours stripped); return the match.
+
+        Raises :class:`ExpectTimeout` (with the tail) or :class:`DeviceCrashed` (at once).
+        """
+        regex = re.compile(pattern)
+        return self._wait_for(regex.search, f"line matching /{regex.pattern}/", timeout, since,
+                              allow_crash, allow_reboot)
+
+    def _event_matcher(self, name: str, fields: Mapping[str, object]) -> tuple[Matcher, str]:
+        regex = self.profile.event(name)
+        unknown = sorted(set(fields) - set(regex.groupindex))
+        if unknown:
+            raise ValueError(f"event {name!r} of firmware profile {self.profile.name!r} has no field(s) "
+                             f"{unknown}; its fields are {sorted(regex.groupindex)}")
+        wanted = {k: str(v) for k, v in fields.items()}
+
+        def matcher(text: str) -> re.Match[str] | None:
+            match = regex.search(text)
+            if match and all(match.group(k) == v for k, v in wanted.items()):
+                return match
+            return None
+
+        shown = "".join(f" {k}={v}" for k, v in wanted.items())
+        return matcher, f"event {name}{shown} (/{regex.pattern}/, profile {self.profile.name})"
+
+    def expect_event(self, name: str, timeout: float = DEFAULT_TIMEOUT, *, since: int | None = None,
+                     allow_crash: bool = False, allow_reboot: bool = False, **fields: object) -> re.Match[str]:
+        """Wait for the profile's event ``name`` whose named fields equal ``fields`` (as strings)."""
+        matcher, what = self._event_matcher(name, fields)
+        # the crash / reset events are what the test waits for here, not a failure
+        allow_crash = allow_crash or name == "crash"
+        allow_reboot = allow_reboot or name == "rom.reset"
+        return self._wait_for(matcher, what, timeout, since, allow_crash, allow_reboot)
+
+    def expect_absent(self, pattern: str | re.Pattern[str], within: float, *, since: int | None = None) -> None:
+        """Assert no line matches ``pattern`` for ``within`` seconds (from ``since``, default: now)."""
+        regex = re.compile(pattern)
+        self._watch_absent(regex.search, f"line matching /{regex.pattern}/", within, since)
+
+    def assert_no_event(self, name: str, within: float, *, since: int | None = None, **fields: object) -> None:
+        """Assert event ``name`` (with ``fields``) does not appear for ``within`` seconds."""
+        matcher, what = self._event_matcher(name, fields)
+        self._watch_absent(matcher, what, within, since)
+
+    # -- writing and handing over --------------------------------------------------------------
+
+    def send(self, line: str) -> None:
+        """Send one console command (``\\n``-terminated); the command is recorded in the log."""
+        self._write_log(f"{'':>28}>>> {line}")
+        self._port.write(line.encode("utf-8") + b"\n")
+        self._port.flush()
+
+    @contextmanager
+    def pause(self) -> Iterator[serial.SerialBase]:
+        """Park the reader and yield the port (for esptool); the reader resumes on exit."""
+        with self._cond:
+            self._paused += 1
+            self._cond.notify_all()
+            if self._thread is not None and self._thread.is_alive():
+                if not self._cond.wait_for(lambda: self._parked, PARK_TIMEOUT):
+                    self._paused -= 1
+                    raise ConsoleClosed(f"{self.name}: console reader did not pause within {PARK_TIMEOUT} s")
+        for raw in self._splitter.flush():
+            self._append(raw)
+        try:
+            yield self._port
+        finally:
+            with self._cond:
+                self._paused -= 1
+                if not self._paused and self._port.is_open:
+                    self._port.timeout = READ_TIMEOUT  # esptool leaves its own timeout behind
+                self._cond.notify_all()

@@ -1,0 +1,87 @@
+"""``hil flash``: flash artifacts of the firmware index (or OFFSET=FILE pairs) onto one board."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hil.flashing.plan import FlashRegion, plan_from, plan_from_index
+
+DEFAULT_ARTIFACTS = ("bootloader", "nvs", "app-v1")
+
+
+def build_plan(artifacts: list[str], directory: str) -> list[FlashRegion]:
+    """Regions for ``NAME`` (from ``directory/index.json``) and ``OFFSET=FILE`` arguments."""
+    raw = [a for a in artifacts if "=" in a]
+    named = [a for a in artifacts if "=" not in a]
+    regions: list[FlashRegion] = []
+    for item in raw:
+        offset, _, path = item.partition("=")
+        try:
+            regions.append((int(offset, 0), Path(path), Path(path).name))
+        except ValueError:
+            raise ValueError(f"artifact {item!r}: expected OFFSET=FILE with OFFSET like 0x1000") from None
+    if named:
+        from hil.images.index import load_index  # the index format belongs to hil.images
+        regions += plan_from_index(load_index(directory), named)
+    return plan_from(regions)
+
+
+class _Progress:
+    """Prints one progress line per region, rewritten in place on a terminal."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last: tuple[str, int] = ("", -1)
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if (label, percent // (1 if self.tty else 25)) == self.last:
+            return
+        self.last = (label, percent // (1 if self.tty else 25))
+        end = "\r" if self.tty and done < total else "\n"
+        self.stream.write(f"  {label}: {percent:3d}% ({done}/{total} bytes){end}")
+        self.stream.flush()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hil.board import Board, BoardBusy, BoardLock, BoardSpec  # board depends on flashing, not back
+    from hil.flashing import FlashError
+
+    try:
+        plan = build_plan(args.artifacts or list(DEFAULT_ARTIFACTS), args.dir)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"hil flash: {exc}", file=sys.stderr)
+        return 2
+    spec = BoardSpec(name=args.name, port=args.port)
+    lock = BoardLock(spec.name, spec.port, args.lock_dir, owner="hil flash")
+    try:
+        lock.acquire(timeout=args.lock_timeout)
+        with Board(spec, flash_baud=args.baud or None) as board:
+            report = board.flash(plan, force=args.force, reset=not args.no_reset, progress=_Progress(sys.stdout))
+    except (BoardBusy, FlashError, OSError) as exc:
+        print(f"hil flash: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+    print(report.format())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``hil flash``."""
+    parser = subparsers.add_parser("flash", help="flash artifacts onto a board (skip-if-identical)",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--port", required=True, metavar="URL", help="device path or rfc2217://host:port")
+    parser.add_argument("--dir", default="firmware_builds", help="directory holding index.json")
+    parser.add_argument("--name", default="board0", help="board name used in messages and the lock")
+    parser.add_argument("--baud", type=int, default=0, help="baud rate for flashing (default: stay at 115200)")
+    parser.add_argument("--force", action="store_true", help="write every region even if its MD5 matches")
+    parser.add_argument("--no-reset", action="store_true", help="leave the chip in the loader afterwards")
+    parser.add_argument("--lock-dir", metavar="DIR", help="directory of the board locks")
+    parser.add_argument("--lock-timeout", type=float, default=30.0, help="seconds to wait for a busy board")
+    parser.add_argument("artifacts", nargs="*", metavar="ARTIFACT",
+                        help=f"index artifact name or OFFSET=FILE (default: {' '.join(DEFAULT_ARTIFACTS)})")
+    parser.set_defaults(func=_run)

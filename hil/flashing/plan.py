@@ -1,0 +1,104 @@
+"""What to flash (regions) and what happened (report). Independent of the image index format."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+
+
+@dataclass(frozen=True)
+class FlashRegion:
+    """Bytes to place at a flash offset."""
+
+    offset: int
+    data: bytes = field(repr=False)
+    label: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.data)
+
+
+def region(offset: int, source: bytes | str | Path, label: str = "") -> FlashRegion:
+    """A region from bytes or a file path (read now)."""
+    if isinstance(source, (bytes, bytearray)):
+        return FlashRegion(offset, bytes(source), label or f"{offset:#x}")
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read image {path} for flash offset {offset:#x}: {exc}") from exc
+    return FlashRegion(offset, data, label or path.name)
+
+
+def plan_from(items: Iterable[tuple[int, bytes | str | Path, str] | FlashRegion]) -> list[FlashRegion]:
+    """Regions from ``(offset, path-or-bytes, label)`` tuples; checks they do not overlap."""
+    regions = [item if isinstance(item, FlashRegion) else region(*item) for item in items]
+    ordered = sorted(regions, key=lambda r: r.offset)
+    for a, b in zip(ordered, ordered[1:]):
+        if a.end > b.offset:
+            raise ValueError(f"flash regions overlap: {a.label} [{a.offset:#x}, {a.end:#x}) and "
+                             f"{b.label} at {b.offset:#x}")
+    return regions
+
+
+def plan_from_index(index: Any, names: Sequence[str]) -> list[FlashRegion]:
+    """Regions for the named artifacts of a firmware index (``hil.images.index.Index``).
+
+    Duck-typed so flashing does not depend on the index format: ``index.flash_plan(names)`` gives
+    items with ``offset``, ``path`` and ``name`` (it refuses unflashable artifacts and overlaps).
+    """
+    return plan_from((item.offset, item.path, item.name) for item in index.flash_plan(names))
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """Outcome for one region."""
+
+    label: str
+    offset: int
+    size: int
+    action: str        # "written" | "skipped" (flash MD5 already matched) | "erased"
+    seconds: float
+
+
+@dataclass
+class FlashReport:
+    """What a flash run did, per region."""
+
+    board: str
+    port: str
+    chip: str = ""
+    regions: list[RegionResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(r.size for r in self.regions if r.action == "written")
+
+    @property
+    def written(self) -> list[str]:
+        return [r.label for r in self.regions if r.action == "written"]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [r.label for r in self.regions if r.action == "skipped"]
+
+    def format(self) -> str:
+        """Human-readable summary, one line per region."""
+        lines = [f"{self.board} ({self.port}, {self.chip or 'chip ?'}): {self.bytes_written} bytes written "
+                 f"in {self.seconds:.2f} s"]
+        lines += [f"  {r.offset:#08x} {r.size:>8} B  {r.action:<8} {r.label} ({r.seconds:.2f} s)"
+                  for r in self.regions]
+        return "\n".join(lines)
