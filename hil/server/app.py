@@ -1,0 +1,56 @@
+"""The Flask app factory of the reference EcoWatt server.
+
+``create_app`` opens the database (the one piece of I/O); the caller owns the app and must call
+:func:`close_app` (``ServerHandle`` does). Blueprints: upload and admin now; OTA plugs in the same
+way (``app.register_blueprint``) and reads its state through ``hil.server.state.server_state()``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from hil.protocol.errors import ErrorCode
+from hil.server import admin, upload
+from hil.server.config import ServerConfig
+from hil.server.defects import ServerDefects
+from hil.server.ratelimit import RateLimiter
+from hil.server.state import EXTENSION_KEY, ServerState, error_response
+from hil.server.storage import Storage
+
+_HTTP_CODES = {401: ErrorCode.UNAUTHORIZED, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+               413: ErrorCode.PAYLOAD_TOO_LARGE}
+
+
+def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
+    """Build the server app on *config*, with the named server *defects* active (see ``hil.server.defects``)."""
+    active = ServerDefects(defects)  # validate before touching the database
+    storage = Storage(config.db_path).open()
+    storage.register_devices(config.devices)
+    app = Flask("hil.server")
+    app.json.sort_keys = False  # answer in PROTOCOL.md's field order
+    app.extensions[EXTENSION_KEY] = ServerState(
+        config=config, storage=storage, defects=active,
+        limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock))
+    app.register_blueprint(upload.bp)
+    app.register_blueprint(admin.bp)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Release what :func:`create_app` opened."""
+    app.extensions[EXTENSION_KEY].close()
+
+
+def app_state(app: Flask) -> ServerState:
+    """The state of *app* (storage, config, defects) for in-process fixtures and tests."""
+    return app.extensions[EXTENSION_KEY]
+
+
+def _http_error(exc: HTTPException) -> Response:
+    # Unrouted paths, wrong methods and werkzeug's own refusals answer in the protocol's JSON shape.
+    code = _HTTP_CODES.get(exc.code or 400, ErrorCode.INVALID_PAYLOAD)
+    return error_response(code, exc.description or exc.name, status=exc.code)

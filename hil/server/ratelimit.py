@@ -1,0 +1,37 @@
+"""Per-device sliding-window rate limiter for uploads (default 10 per 60 s, PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from typing import Callable
+
+
+class RateLimiter:
+    """Allow at most ``limit`` attempts per ``window_s`` seconds per key; ``limit=0`` allows everything.
+
+    Counts attempts that reach the rate-limit step (known device, before the MAC): PROTOCOL.md places
+    it there so a flood of forged packets is cut off before any HMAC work.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> int | None:
+        """Record one attempt; return ``None`` if allowed, else whole seconds until one is (≥ 1)."""
+        if self.limit == 0:
+            return None
+        now = self._clock()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window_s:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return max(1, math.ceil(hits[0] + self.window_s - now))
+            hits.append(now)
+        return None

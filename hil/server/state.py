@@ -1,0 +1,55 @@
+"""Per-app server state shared by the blueprints, and the JSON error/rejection responses."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+
+from hil.protocol.errors import ErrorCode
+from hil.server.config import ServerConfig
+from hil.server.defects import ServerDefects
+from hil.server.ratelimit import RateLimiter
+from hil.server.storage import Storage
+
+EXTENSION_KEY = "hil.server"
+log = logging.getLogger("hil.server")
+
+
+@dataclass
+class ServerState:
+    """What one app instance owns: its config, database, rate limiter and active defects."""
+
+    config: ServerConfig
+    storage: Storage
+    limiter: RateLimiter
+    defects: ServerDefects
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.storage.close()
+
+
+def server_state() -> ServerState:
+    """The :class:`ServerState` of the app handling the current request."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def error_response(code: ErrorCode, message: str, *, status: int | None = None, **extra: Any) -> Response:
+    """``{"status":"error","error_code":CODE,"message":..}`` plus *extra* fields, with the code's HTTP status."""
+    response = jsonify({"status": "error", "error_code": code.value, "message": message, **extra})
+    response.status_code = status or code.http_status
+    return response
+
+
+def reject(code: ErrorCode, message: str, *, device_id: str | None, detail: str = "", **extra: Any) -> Response:
+    """Record a security event for the current request and answer with the error response."""
+    peer = request.remote_addr
+    state = server_state()
+    # Event detail is ours (bounded, no key material); attacker strings are never echoed in full.
+    state.storage.record_event(device_id=device_id, peer=peer, code=code.value, detail=(detail or message)[:500])
+    log.info("rejected %s %s from %s (device %s): %s", request.method, request.path, peer, device_id or "-",
+             code.value)
+    return error_response(code, message, **extra)

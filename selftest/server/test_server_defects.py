@@ -1,0 +1,76 @@
+"""Each server defect flips exactly the row of the validation table that guards its property."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from helpers_server import doc, forged, packet, post
+
+from hil.protocol.upload import MAX_BODY_BYTES
+from hil.server.defects import CATALOGUE, ServerDefects, UnknownServerDefectError
+from hil.server import ServerHandle
+
+
+def burn_then_valid(client: Any) -> int:
+    post(client, forged(4_000_000_000))
+    return post(client, packet(10001))[0]
+
+
+def missing_mac(client: Any) -> int:
+    return post(client, doc(10001, mac=...))[0]
+
+
+def replay_same(client: Any) -> int:
+    post(client, packet(10001))
+    return post(client, packet(10001))[0]
+
+
+def eleventh_upload(client: Any) -> int:
+    return [post(client, packet(n))[0] for n in range(1, 12)][-1]
+
+
+def malformed(client: Any) -> int:
+    return post(client, b"{not json")[0]
+
+
+def oversized_valid(client: Any) -> int:
+    return post(client, doc(10001, padding="x" * (MAX_BODY_BYTES + 10)))[0]
+
+
+# defect -> (probe, status on the reference server, status with the defect)
+FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
+    "nonce-advanced-before-mac": (burn_then_valid, 200, 403),
+    "missing-fields-skip-checks": (missing_mac, 400, 200),
+    "replay-allowed-equal-nonce": (replay_same, 403, 200),
+    "no-rate-limit": (eleventh_upload, 429, 200),
+    "malformed-json-500": (malformed, 400, 500),
+    "no-body-limit": (oversized_valid, 413, 200),
+}
+
+
+def test_every_catalogued_defect_has_a_flip() -> None:
+    assert set(FLIPS) == {d.name for d in CATALOGUE}
+
+
+@pytest.mark.parametrize("name", sorted(FLIPS))
+def test_defect_flips_its_row(make_app, name: str) -> None:
+    probe, reference, defective = FLIPS[name]
+    assert probe(make_app().test_client()) == reference
+    assert probe(make_app(defects=(name,)).test_client()) == defective
+
+
+def test_missing_nonce_skips_the_replay_check_under_the_defect(make_app) -> None:
+    client = make_app(defects=("missing-fields-skip-checks",)).test_client()
+    body = {**packet(0).to_dict()}
+    del body["nonce"]  # MAC computed over nonce 0, which the defective server substitutes
+    assert [post(client, body)[0] for _ in range(2)] == [200, 200]
+
+
+def test_unknown_defects_are_refused(make_app, tmp_path) -> None:
+    with pytest.raises(UnknownServerDefectError, match="list-defects"):
+        make_app(defects=("no-such-defect",))
+    with pytest.raises(UnknownServerDefectError):
+        "typo" in ServerDefects()
+    with pytest.raises(UnknownServerDefectError):
+        ServerHandle(None, defects=("nope",)).start()  # type: ignore[arg-type]
