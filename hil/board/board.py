@@ -90,7 +90,9 @@ class Board:
         return self._power
 
     def reset(self) -> None:
-        """Hard reset (EN pulse) into the application; the console expects the ROM banner."""
+        """Hard reset (EN pulse) into the application; the console expects the ROM banner, and
+        later expects look only at output from after the reset."""
+        self.console.skip()
         self.console.expect_reset()
         self._reset_driver_factory(self.port).hard_reset()
 

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, TextIO
+from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
 import serial
 
@@ -245,7 +245,8 @@ class Console:
         raise DeviceCrashed(self.name, what, line.text, reason, self.tail())
 
     def _wait_for(self, matcher: Matcher, what: str, timeout: float, since: int | None,
-                  allow_crash: bool, allow_reboot: bool) -> re.Match[str]:
+                  allow_crash: bool, allow_reboot: bool,
+                  unless: Sequence[tuple[Matcher, str]] = ()) -> re.Match[str]:
         start = self.cursor if since is None else since
         for line in self.follow(start, timeout):
             match = matcher(line.text)
@@ -253,6 +254,10 @@ class Console:
                 with self._cond:
                     self._cursor = max(self._cursor, line.seq + 1)
                 return match
+            for stop, stop_what in unless:
+                if stop(line.text):
+                    raise UnexpectedOutput(self.name, f"{stop_what} while waiting for {what}",
+                                           line.text, self.tail())
             self._check_fatal(line, what, allow_crash, allow_reboot)
         raise ExpectTimeout(self.name, what, timeout, self.tail())
 
@@ -291,13 +296,20 @@ class Console:
         return matcher, f"event {name}{shown} (/{regex.pattern}/, profile {self.profile.name})"
 
     def expect_event(self, name: str, timeout: float = DEFAULT_TIMEOUT, *, since: int | None = None,
-                     allow_crash: bool = False, allow_reboot: bool = False, **fields: object) -> re.Match[str]:
-        """Wait for the profile's event ``name`` whose named fields equal ``fields`` (as strings)."""
+                     allow_crash: bool = False, allow_reboot: bool = False,
+                     unless: Sequence[str] = (), **fields: object) -> re.Match[str]:
+        """Wait for the profile's event ``name`` whose named fields equal ``fields`` (as strings).
+
+        ``unless`` names events that settle the question the other way: if one of them arrives
+        first the wait fails at once (``UnexpectedOutput``) instead of running into the timeout,
+        e.g. ``expect_event("boot.refused", unless=["boot.validated"])``.
+        """
         matcher, what = self._event_matcher(name, fields)
+        stops = [self._event_matcher(other, {}) for other in unless]
         # the crash / reset events are what the test waits for here, not a failure
         allow_crash = allow_crash or name == "crash"
         allow_reboot = allow_reboot or name == "rom.reset"
-        return self._wait_for(matcher, what, timeout, since, allow_crash, allow_reboot)
+        return self._wait_for(matcher, what, timeout, since, allow_crash, allow_reboot, stops)
 
     def expect_absent(self, pattern: str | re.Pattern[str], within: float, *, since: int | None = None) -> None:
         """Assert no line matches ``pattern`` for ``within`` seconds (from ``since``, default: now)."""

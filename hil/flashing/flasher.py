@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Protocol, Sequence
 
@@ -11,12 +12,14 @@ from hil.flashing.plan import FlashRegion, FlashReport, RegionResult
 from hil.flashing.session import FlashSession, ProgressFn
 
 SECTOR = 0x1000
+DELTA_BLOCK = 0x10000  # 64 KiB: one MD5 round trip per block is cheap next to writing it
 
 
 class FlashTarget(Protocol):
     """What skip-if-identical needs from a connected loader (FlashSession, or a fake in tests)."""
 
     chip: str
+    mac: str
 
     def flash_md5(self, offset: int, size: int) -> str: ...
 
@@ -27,21 +30,50 @@ class FlashTarget(Protocol):
 
 def apply_plan(target: FlashTarget, regions: Sequence[FlashRegion], *, board: str, port: str,
                force: bool = False) -> FlashReport:
-    """Write each region whose flash MD5 differs from the image's (all of them with ``force``)."""
-    report = FlashReport(board=board, port=port, chip=target.chip)
+    """Write each region whose flash MD5 differs from the image's (all of them with ``force``).
+
+    Within a region that differs only the ``DELTA_BLOCK``-sized blocks whose MD5 differs are
+    written: a variant of an image already on the board costs a block, not the whole image (on a
+    real board at 921600 baud a MiB costs ~10 s, an MD5 of 64 KiB a few ms).
+    """
+    report = FlashReport(board=board, port=port, chip=target.chip, mac=target.mac)
     started = time.monotonic()
     for region in regions:
         t0 = time.monotonic()
         if region.size == 0:
             continue
-        if not force and target.flash_md5(region.offset, region.size) == region.md5:
-            action = "skipped"
+        if force:
+            parts = [region]
+        elif target.flash_md5(region.offset, region.size) == region.md5:
+            parts = []
         else:
-            target.write(region)
-            action = "written"
-        report.regions.append(RegionResult(region.label, region.offset, region.size, action, time.monotonic() - t0))
+            parts = changed_parts(target, region)
+        for part in parts:
+            target.write(part)
+        written = sum(part.size for part in parts)
+        report.regions.append(RegionResult(region.label, region.offset, region.size,
+                                           "written" if parts else "skipped",
+                                           time.monotonic() - t0, written))
     report.seconds = time.monotonic() - started
     return report
+
+
+def changed_parts(target: FlashTarget, region: FlashRegion, block: int = DELTA_BLOCK) -> list[FlashRegion]:
+    """The runs of consecutive blocks of ``region`` whose flash MD5 differs from the image's."""
+    parts: list[FlashRegion] = []
+    run_start: int | None = None
+    for start in range(0, region.size, block):
+        chunk = region.data[start:start + block]
+        same = target.flash_md5(region.offset + start, len(chunk)) == hashlib.md5(chunk).hexdigest()
+        if not same and run_start is None:
+            run_start = start
+        elif same and run_start is not None:
+            parts.append(region.part(run_start, start))
+            run_start = None
+    if run_start is not None:
+        parts.append(region.part(run_start, region.size))
+    # Flash MD5 said the region differs; if no block does (MD5 misreport), write it all.
+    return parts or [region]
 
 
 def check_erase_range(offset: int, size: int) -> None:

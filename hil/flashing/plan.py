@@ -29,6 +29,10 @@ class FlashRegion:
     def end(self) -> int:
         return self.offset + len(self.data)
 
+    def part(self, start: int, stop: int) -> "FlashRegion":
+        """The bytes ``[start, stop)`` of this region (relative offsets) as a region of their own."""
+        return FlashRegion(self.offset + start, self.data[start:stop], self.label)
+
 
 def region(offset: int, source: bytes | str | Path, label: str = "") -> FlashRegion:
     """A region from bytes or a file path (read now)."""
@@ -71,6 +75,7 @@ class RegionResult:
     size: int
     action: str        # "written" | "skipped" (flash MD5 already matched) | "erased"
     seconds: float
+    bytes_written: int = 0  # may be less than size: only the blocks whose MD5 differed
 
 
 @dataclass
@@ -80,12 +85,13 @@ class FlashReport:
     board: str
     port: str
     chip: str = ""
+    mac: str = ""
     regions: list[RegionResult] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def bytes_written(self) -> int:
-        return sum(r.size for r in self.regions if r.action == "written")
+        return sum(r.bytes_written for r in self.regions)
 
     @property
     def written(self) -> list[str]:
@@ -99,6 +105,6 @@ class FlashReport:
         """Human-readable summary, one line per region."""
         lines = [f"{self.board} ({self.port}, {self.chip or 'chip ?'}): {self.bytes_written} bytes written "
                  f"in {self.seconds:.2f} s"]
-        lines += [f"  {r.offset:#08x} {r.size:>8} B  {r.action:<8} {r.label} ({r.seconds:.2f} s)"
-                  for r in self.regions]
+        lines += [f"  {r.offset:#08x} {r.size:>8} B  {r.action:<8} {r.label} "
+                  f"({r.bytes_written} B written, {r.seconds:.2f} s)" for r in self.regions]
         return "\n".join(lines)

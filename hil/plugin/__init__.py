@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from hil.plugin import defect_proof
 from hil.plugin.options import register_options
-from hil.plugin.settings import ALL_OPTIONS, SETTINGS_KEY, HilSettings
+from hil.plugin.settings import ALL_OPTIONS, SETTINGS_KEY, HilSettings, settings
 
 MARKERS: tuple[str, ...] = (
     "firmware(name): flash this artifact of firmware_builds/index.json instead of app-v1",
@@ -21,10 +22,14 @@ MARKERS: tuple[str, ...] = (
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    register_options(parser, ALL_OPTIONS)
+    register_options(parser, ALL_OPTIONS + defect_proof.OPTIONS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[SETTINGS_KEY] = HilSettings.from_config(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    defect_proof.select_for_proof(config, items, settings(config).sim_defects)

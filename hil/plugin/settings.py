@@ -7,32 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from hil.board.options import OPTIONS as BOARD_OPTIONS
 from hil.plugin.options import OptionSpec, read_option
 
-# Options of the board-selection area (inventory, virtual boards) and the evidence area.
-BOARD_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("port", "serial URL of a board (/dev/..., rfc2217://host:port); repeatable",
-               action="append", metavar="URL"),
-    OptionSpec("boards", "TOML inventory of boards (name, port, chip, capabilities, power command)",
-               metavar="FILE"),
+# Board options (inventory, locks, profile, flashing) belong to hil.board; these are the ones of
+# virtual boards and of where firmware and logs live.
+VIRTUAL_BOARD_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("virtual", "use virtual boards even if real boards are configured or detected",
                default=False, action="store_true"),
     OptionSpec("sim-defect", "start virtual boards with this defect (see `hil sim --list-defects`); "
                "repeatable", action="append", metavar="NAME"),
     OptionSpec("sim-chip", "chip of virtual boards: esp32 or esp32c6", default="esp32", metavar="CHIP"),
-    OptionSpec("lock-timeout", "seconds to wait for a board held by another process",
-               default=300.0, type=float, metavar="S"),
 )
 FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("firmware-dir", "directory holding index.json and the images (built when missing)",
                default="firmware_builds", metavar="DIR"),
-    OptionSpec("firmware-profile", "firmware profile mapping event names to log regexes "
-               "(name shipped with hil, or a TOML file)", default="ecowatt-idf", metavar="NAME"),
-)
-EVIDENCE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
 )
-ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + FIRMWARE_OPTIONS + EVIDENCE_OPTIONS
+ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -44,7 +36,10 @@ class HilSettings:
     virtual: bool
     sim_defects: tuple[str, ...]
     sim_chip: str
+    lock_dir: Path | None
     lock_timeout: float
+    flash_baud: int
+    reflash: bool
     firmware_dir: Path
     firmware_profile: str
     logs_dir: Path
@@ -63,7 +58,10 @@ class HilSettings:
             virtual=bool(opt["hil_virtual"]),
             sim_defects=tuple(opt["hil_sim_defect"] or ()),
             sim_chip=opt["hil_sim_chip"],
+            lock_dir=path(opt["hil_lock_dir"]),
             lock_timeout=float(opt["hil_lock_timeout"]),
+            flash_baud=int(opt["hil_flash_baud"] or 0),
+            reflash=bool(opt["hil_reflash"]),
             firmware_dir=path(opt["hil_firmware_dir"]),
             firmware_profile=opt["hil_firmware_profile"],
             logs_dir=path(opt["hil_logs_dir"]),

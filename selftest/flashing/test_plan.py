@@ -22,6 +22,7 @@ class FakeLoader:
     """A flash the size of the test's regions, with the stub's MD5 and write operations."""
 
     chip = "esp32"
+    mac = "24:0a:c4:00:00:01"
 
     def __init__(self, size=0x40000):
         self.flash = bytearray(b"\xff" * size)

@@ -1,0 +1,111 @@
+"""Boot scenarios: only correctly signed images boot, and the board runs what was flashed.
+
+Each scenario names the virtual-board defects it must detect (``fails_with``); the defect
+meta-tests in selftest/ run it against a board with each of them and require a failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hil.board.board import Board
+from hil.images.index import Index
+from hil.images.variants import VARIANTS
+
+from fixtures.boards import flash
+from fixtures.firmware import BASE_ARTIFACTS
+
+BOOT_TIMEOUT = 5.0
+
+
+# The MCUboot defects that let each non-booting variant through: the scenario for a variant must
+# fail against each of them. A variant missing here is a collection error, not a silent gap.
+LETS_THROUGH: dict[str, tuple[str, ...]] = {
+    "unsigned": ("mcuboot-accept-unsigned", "mcuboot-skip-hash"),
+    "other-key": ("mcuboot-trust-embedded-key", "mcuboot-accept-unsigned", "mcuboot-skip-hash"),
+    "bitflip": ("mcuboot-skip-hash",),
+    "truncated": ("mcuboot-ignore-size",),
+    "bad-magic": ("mcuboot-ignore-magic",),
+}
+
+
+def _refused_variants() -> list:
+    # The builder's own table (collection happens before the index is built on a fresh clone);
+    # the test checks the index agrees.
+    return [pytest.param(v.name, marks=pytest.mark.fails_with(*LETS_THROUGH[v.name]), id=v.name)
+            for v in VARIANTS if not v.boots]
+
+
+@pytest.mark.stride("T", "E", threat="a tampered or unsigned image is executed")
+@pytest.mark.fails_with("mcuboot-skip-hash")
+def test_v1_boots_after_mcuboot_validation(flashed_board: Board, firmware: Index) -> None:
+    """v1 is validated by MCUboot (hash + RSA-2048 PSS signature by the trusted key) and runs."""
+    console = flashed_board.console
+    console.expect_event("boot.mcuboot", BOOT_TIMEOUT)
+    # "Loading image" before the verification line means MCUboot loaded without verifying.
+    console.expect_event("boot.verified", BOOT_TIMEOUT, index="0", unless=["boot.validated"])
+    console.expect_event("boot.validated", BOOT_TIMEOUT, slot="0")
+    console.expect_event("boot.version", BOOT_TIMEOUT, version=firmware.get("app-v1").version)
+
+
+@pytest.mark.stride("T", threat="the device runs something other than the image flashed")
+@pytest.mark.firmware("app-v2")
+@pytest.mark.fails_with("app-version-hardcoded")
+def test_v2_boots_and_reports_its_version(flashed_board: Board, firmware: Index) -> None:
+    """v2 shows version 2.0.0: the visible version change of a v1 → v2 update."""
+    console = flashed_board.console
+    console.expect_event("boot.verified", BOOT_TIMEOUT, unless=["boot.validated"])
+    console.expect_event("boot.version", BOOT_TIMEOUT, version=firmware.get("app-v2").version)
+
+
+@pytest.mark.stride("T", "E", threat="a bootloader accepts an image it should refuse")
+@pytest.mark.parametrize("variant", _refused_variants())
+def test_invalid_image_is_refused(board: Board, firmware: Index, variant: str) -> None:
+    """Each non-booting variant is refused by MCUboot and no application starts."""
+    assert firmware.get(variant).boots is False, f"index.json says {variant} boots"
+    console = board.console
+    flash(board, firmware, (*BASE_ARTIFACTS, variant))
+    start = console.cursor
+    console.expect_event("boot.refused", BOOT_TIMEOUT, slot="primary", unless=["boot.validated"])
+    console.expect_event("boot.no_image", BOOT_TIMEOUT)
+    app_lines = [line.text for line in console.lines(since=start)
+                 if console.profile.event("app.started").search(line.text)
+                 or console.profile.event("boot.version").search(line.text)]
+    # MCUboot halts after "Unable to find bootable image": an app could only have started before.
+    assert not app_lines, f"{variant}: an application started: {app_lines}"
+
+
+@pytest.mark.stride("T", threat="an erased or corrupted bootloader lets unverified code run")
+@pytest.mark.fails_with("rom-boots-without-bootloader")
+def test_erased_bootloader_boots_nothing(flashed_board: Board, firmware: Index) -> None:
+    """With the bootloader region erased the ROM finds no valid header and nothing boots."""
+    flashed_board.console.expect_event("boot.version", BOOT_TIMEOUT)  # it did boot before
+    bootloader = firmware.get("bootloader")
+    flashed_board.erase_region(bootloader.offset, 0x1000)
+    console = flashed_board.console
+    start = console.cursor
+    console.expect_event("rom.invalid_header", BOOT_TIMEOUT, value="0xffffffff",
+                         unless=["boot.mcuboot", "app.started"])
+    # The ROM keeps retrying: a second "invalid header" proves it looped without loading anything.
+    console.expect_event("rom.invalid_header", BOOT_TIMEOUT, value="0xffffffff")
+    booted = [line.text for line in console.lines(since=start)
+              if console.profile.event("boot.mcuboot").search(line.text)
+              or console.profile.event("app.started").search(line.text)]
+    assert not booted, f"something booted without a bootloader: {booted}"
+
+
+@pytest.mark.fails_with("loader-bad-md5")
+def test_flashing_the_same_image_again_writes_nothing(flashed_board: Board, firmware: Index) -> None:
+    """Skip-if-identical: a second flash of the same images performs no flash write."""
+    again = flash(flashed_board, firmware, (*BASE_ARTIFACTS, "app-v1"))
+    assert again.bytes_written == 0, again.format()
+    assert sorted(again.skipped) == sorted((*BASE_ARTIFACTS, "app-v1")), again.format()
+
+
+@pytest.mark.stride("T", threat="a downgraded image is booted from serial")
+@pytest.mark.firmware("downgrade")
+def test_older_signed_image_boots_over_serial(flashed_board: Board, firmware: Index) -> None:
+    """A correctly signed older image boots when flashed over serial: refusing downgrades is the
+    OTA path's job (see the OTA scenarios), not the bootloader's."""
+    flashed_board.console.expect_event("boot.version", BOOT_TIMEOUT,
+                                       version=firmware.get("downgrade").version)
