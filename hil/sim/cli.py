@@ -1,0 +1,112 @@
+"""``hil sim``: serve one virtual ESP32 over RFC2217 until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from hil.sim.chips import CHIPS
+from hil.sim.defects import DefectSet, UnknownDefectError, format_catalogue
+from hil.sim.efuse import parse_mac
+
+BOARD_JSON = "board.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sim`` subcommand."""
+    parser = subparsers.add_parser("sim", help="serve a virtual ESP32 over RFC2217",
+                                   description="Serve one virtual ESP32 on rfc2217://127.0.0.1:PORT. "
+                                               "The URL is the first line printed on stdout.")
+    parser.add_argument("--chip", choices=sorted(CHIPS), default="esp32", help="chip personality")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0: pick a free one)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where flash.bin, efuse.json, control.sock and board.json live "
+                             "(default: a temporary directory removed at exit)")
+    parser.add_argument("--mac", default=None, help="base MAC AA:BB:CC:DD:EE:FF (default: derived from the state dir)")
+    parser.add_argument("--defect", action="append", default=[], metavar="NAME",
+                        help="enable a catalogued defect (repeatable; see --list-defects)")
+    parser.add_argument("--list-defects", action="store_true", help="print the defect catalogue and exit")
+    parser.add_argument("--log-level", default="WARNING", help="logging level for stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``hil sim``."""
+    if args.list_defects:
+        try:
+            print(format_catalogue(), flush=True)
+        except BrokenPipeError:   # `hil sim --list-defects | head`: the reader is gone, not an error
+            sys.stdout = open(os.devnull, "w")
+        return 0
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        defects = DefectSet(args.defect)
+        mac = parse_mac(args.mac) if args.mac else None
+    except (UnknownDefectError, ValueError) as exc:
+        print(f"hil sim: {exc}", file=sys.stderr)
+        return 2
+    if args.state_dir is not None:
+        return _serve(args, args.state_dir, defects, mac)
+    with tempfile.TemporaryDirectory(prefix="hil-sim-") as tmp:
+        return _serve(args, Path(tmp), defects, mac)
+
+
+def _serve(args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: bytes | None) -> int:
+    # Block the stop signals in every thread (set before any thread starts) and take them with
+    # sigwait: a Python-level handler could re-enter a lock the main thread holds during shutdown.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        return _serve_blocked(args, state_dir, defects, mac, stop_signals)
+    finally:
+        # a second Ctrl-C/TERM during shutdown is the same request: consume it before unblocking
+        while pending := signal.sigpending() & stop_signals:
+            signal.sigwait(pending)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: bytes | None,
+                   stop_signals: set[signal.Signals]) -> int:
+    # Imported here so `hil --help` stays cheap.
+    from hil.sim.board import VirtualBoard
+    from hil.sim.power import CONTROL_SOCKET, ControlServer
+    from hil.sim.rfc2217_server import Rfc2217Server
+
+    board = VirtualBoard(args.chip, state_dir, mac=mac, defects=defects)
+    try:
+        board.open()
+    except ValueError as exc:
+        print(f"hil sim: {exc}", file=sys.stderr)
+        return 2
+    server = control = None
+    try:
+        server = Rfc2217Server(board, port=args.port).start()
+        board.url = server.url
+        control = ControlServer(board, state_dir / CONTROL_SOCKET).start()
+        _write_board_json(state_dir, board, control.path)
+        print(server.url, flush=True)
+        signal.sigwait(stop_signals)
+    except OSError as exc:
+        print(f"hil sim: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for closer in (server, control, board):
+            if closer is not None:
+                closer.close()
+        (state_dir / BOARD_JSON).unlink(missing_ok=True)
+    return 0
+
+
+def _write_board_json(state_dir: Path, board, control_path: Path) -> None:
+    info = {"url": board.url, "control_socket": str(control_path), "pid": os.getpid(),
+            "chip": board.chip.name, "mac": board.status()["mac"], "defects": list(board.defects)}
+    tmp = state_dir / (BOARD_JSON + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, state_dir / BOARD_JSON)
