@@ -40,6 +40,14 @@ CATALOGUE: tuple[Defect, ...] = (
            "a test image that never confirmed itself is kept instead of reverted on the next boot"),
     Defect("app-version-hardcoded", "app",
            "the app prints 'Firmware Version: 1.0.0' whatever its esp_app_desc_t says"),
+    Defect("nonce-not-persisted", "upload",
+           "the upload nonce is incremented in RAM only, never committed to NVS: after a reset it is reused"),
+    Defect("mac-over-payload-only", "upload",
+           "the upload HMAC covers the payload string only, not the nonce (server answers INVALID_HMAC)"),
+    Defect("nonce-reused-on-retry", "upload",
+           "a retried upload re-sends the nonce of the failed attempt instead of a new one"),
+    Defect("tls-no-verify", "upload",
+           "the HTTPS client does not verify the server certificate: a MITM certificate is accepted"),
 )
 
 BY_NAME: dict[str, Defect] = {d.name: d for d in CATALOGUE}

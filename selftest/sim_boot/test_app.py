@@ -126,7 +126,7 @@ def test_reboot_command_raises_reboot(board):
         boot(board, inputs=("reboot",))
 
 
-@pytest.mark.parametrize("command", ["upload", "ota check"])
+@pytest.mark.parametrize("command", ["ota check"])
 def test_unbuilt_features_answer_with_placeholder(board, command):
     rt = boot(board, inputs=(command,))
     assert any(ANSI.sub("", ln).endswith(f"console: {command} not supported by this firmware "

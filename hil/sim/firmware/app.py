@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, NoReturn
 
@@ -9,6 +10,7 @@ from hil.images.app_desc import AppDesc, find_app_desc
 from hil.sim.firmware.console import DEFAULT_COMMANDS, CommandTable, serve
 from hil.sim.firmware.identity import DeviceIdentity, NvsStore
 from hil.sim.firmware.idf_log import IdfLog
+from hil.sim.firmware.upload import UploadTimer
 from hil.sim.runtime import Reboot, Runtime
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ class Device:
     store: NvsStore
     identity: DeviceIdentity | None = None
     commands: CommandTable = field(default=DEFAULT_COMMANDS)
+    # One network/NVS job at a time: console commands and timer tasks run on different threads.
+    net_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -89,5 +93,8 @@ def start(rt: Runtime, booted: "BootedImage", commands: CommandTable = DEFAULT_C
 
 
 def run_app(rt: Runtime, booted: "BootedImage") -> None:
-    """The app: start up, then serve the console until reset (``Reboot``/``Halted``)."""
-    serve(start(rt, booted))
+    """The app: start up, then serve the console until reset (``Reboot``/``Halted``); the periodic
+    upload task runs alongside and is stopped when the app ends."""
+    device = start(rt, booted)
+    with UploadTimer.from_nvs(device):
+        serve(device)

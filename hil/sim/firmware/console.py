@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from hil.sim.firmware.upload import cmd_upload
 from hil.sim.runtime import Reboot
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ DEFAULT_COMMANDS = CommandTable([
     Command("status", cmd_status, "print version, nonce and server"),
     Command("reboot", cmd_reboot, "restart the chip"),
     Command("help", cmd_help, "list commands"),
-    Command("upload", not_built("upload"), "run one upload cycle now"),
+    Command("upload", cmd_upload, "run one upload cycle now"),
     Command("ota check", not_built("ota check"), "check the server for a firmware update"),
 ])
 

@@ -1,0 +1,168 @@
+"""The device's HTTP(S) client (``esp_http_client`` + ``esp-tls`` on a real board).
+
+Real sockets from the board's own address, with the TCP MSS clamped like Wi-Fi (1400 bytes: loopback
+would otherwise put 64 KiB segments on the wire, which captures truncate). HTTPS verifies the server
+certificate against the CA PEM the device was provisioned with, hostname or IP included; a handshake
+failure raises :class:`TlsError` before a single byte of the request is sent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
+
+WIFI_MSS = 1400                 # bytes; what an ESP32 station's lwIP negotiates over Wi-Fi
+DEFAULT_TIMEOUT_S = 5.0         # esp_http_client's default timeout_ms
+MAX_REPLY_BYTES = 16 * 1024     # the firmware's response buffer
+DEFAULT_SOURCE = "127.0.0.1"
+
+
+class NetError(OSError):
+    """The request did not complete (no connection, timeout, reset, malformed reply)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TlsError(NetError):
+    """The TLS handshake failed (certificate not trusted, wrong name, no CA provisioned)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Scheme, host and port of a server URL, and the path prefix requests go under."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+
+    @classmethod
+    def parse(cls, url: str) -> "Endpoint":
+        """Split ``http(s)://host[:port][/prefix]``; ``ValueError`` names the bad URL."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"server URL {url!r} is not http(s)://host[:port]; provision a valid server_url")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ValueError(f"server URL {url!r} has an invalid port") from None
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    def url(self, path: str) -> str:
+        """The full URL of *path* on this endpoint (for log lines)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.base_path}{path}"
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """Status and (bounded) body of a response."""
+
+    status: int
+    body: bytes
+
+
+def open_socket(host: str, port: int, *, source: str | None = DEFAULT_SOURCE,
+                timeout: float = DEFAULT_TIMEOUT_S) -> socket.socket:
+    """A TCP connection to *host*:*port* from *source*, MSS clamped to :data:`WIFI_MSS` before connect."""
+    family = socket.AF_INET6 if source and ":" in source else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NetError(f"cannot resolve {host}: {exc.strerror}") from None
+    af, kind, proto, _, address = infos[0]
+    sock = socket.socket(af, kind, proto)
+    try:
+        # The clamp must precede connect(): the MSS option travels in the SYN.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, WIFI_MSS)
+        sock.settimeout(timeout)
+        if source:
+            sock.bind((source, 0))
+        sock.connect(address)
+    except OSError as exc:
+        sock.close()
+        raise NetError(f"cannot connect to {host}:{port}: {_describe(exc)}") from None
+    return sock
+
+
+def tls_context(ca_pem: str, *, verify: bool = True) -> ssl.SSLContext:
+    """Client context trusting only *ca_pem*; ``verify=False`` is the ``tls-no-verify`` defect's context."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if not ca_pem.strip():
+        raise TlsError("no CA certificate provisioned (NVS ecowatt/ca_cert)")
+    try:
+        ctx.load_verify_locations(cadata=ca_pem)
+    except ssl.SSLError as exc:
+        raise TlsError(f"provisioned CA certificate is unusable: {exc.reason}") from None
+    return ctx
+
+
+def post_json(endpoint: Endpoint, path: str, body: bytes, *, ca_pem: str = "", verify: bool = True,
+              source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S,
+              on_sent: Callable[[], None] | None = None) -> HttpReply:
+    """POST *body* (JSON) to *path*; ``on_sent`` runs once the request is on the wire, before the reply.
+
+    Raises :class:`TlsError` when the handshake fails (nothing was sent) and :class:`NetError` for
+    any other failure to get a reply.
+    """
+    ctx = tls_context(ca_pem, verify=verify) if endpoint.scheme == "https" else None
+    sock = open_socket(endpoint.host, endpoint.port, source=source, timeout=timeout)
+    if ctx is not None:
+        sock = _handshake(ctx, sock, endpoint)
+    conn = _Connection(endpoint, sock, timeout)
+    try:
+        conn.request("POST", endpoint.base_path + path, body=body,
+                     headers={"Content-Type": "application/json", "User-Agent": "ESP32 HTTP Client/1.0"})
+        if on_sent is not None:
+            on_sent()
+        response = conn.getresponse()
+        return HttpReply(response.status, response.read(MAX_REPLY_BYTES))
+    except (OSError, http.client.HTTPException) as exc:
+        raise NetError(f"request to {endpoint.host}:{endpoint.port} failed: {_describe(exc)}") from None
+    finally:
+        conn.close()
+
+
+def _handshake(ctx: ssl.SSLContext, sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
+    try:
+        return ctx.wrap_socket(sock, server_hostname=endpoint.host)
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise TlsError(f"certificate verify failed: {exc.verify_message}") from None
+    except (ssl.SSLError, OSError) as exc:
+        sock.close()
+        raise TlsError(f"handshake with {endpoint.host}:{endpoint.port} failed: {_describe(exc)}") from None
+
+
+class _Connection(http.client.HTTPConnection):
+    """``HTTPConnection`` over a socket this module opened (MSS clamp, source address, TLS)."""
+
+    def __init__(self, endpoint: Endpoint, sock: socket.socket, timeout: float) -> None:
+        super().__init__(endpoint.host, endpoint.port, timeout=timeout)
+        self.sock = sock
+
+    def connect(self) -> None:
+        # The socket is already connected; http.client must never reconnect behind our back.
+        raise NetError("connection closed; the device opens one connection per request")
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason without Python's ``[Errno n]`` framing (log lines read like the firmware's)."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).lower().replace("_", " ")
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,238 @@
+"""The device's upload cycle (PROTOCOL.md "Upload"): the ``upload`` console command and the
+periodic upload timer.
+
+One cycle: sample the registers → nonce = last + 1, **committed to NVS before sending** →
+:func:`hil.protocol.upload.build_packet` (zlib, optional AES-128-CBC, base64, HMAC) → POST over
+HTTP or HTTPS (CA from NVS). A connection failure or a 5xx is retried up to :data:`MAX_ATTEMPTS`
+times in all, each retry with a new nonce committed first. A 4xx (the server refused the packet)
+and a TLS failure (the server is not who it claims to be) are final for this cycle.
+
+NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = AES on) and
+``upload_period_s`` (u32, 0 or absent = no timer).
+
+Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_next_nonce`),
+``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (:func:`_packet`),
+``tls-no-verify`` (:func:`_send`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hil.images import nvs
+from hil.images.layout import layout_for
+from hil.protocol.readings import REGISTERS, Reading, Readings
+from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, NONCE_MAX, UploadPacket, build_packet
+from hil.sim.firmware import net
+from hil.sim.firmware.identity import NAMESPACE
+from hil.sim.runtime import Halted, Runtime
+
+if TYPE_CHECKING:
+    from hil.sim.firmware.app import Device
+
+_host_log = logging.getLogger("hil.sim")  # the simulator host's log, not the UART
+UPLOAD_PATH = "/api/upload/data"
+MAX_ATTEMPTS = 3            # first try + 2 retries
+RETRY_DELAY_S = 1.0         # device time between attempts
+TAG = "upload"
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
+# Nominal value and swing of each register (an inverter around midday).
+_NOMINAL = {"Vac1": (230.0, 3.0), "Iac1": (4.3, 0.4), "Fac1": (50.0, 0.05), "Vpv1": (320.0, 12.0),
+            "Vpv2": (310.0, 12.0), "Ipv1": (5.1, 0.6), "Ipv2": (4.8, 0.6), "Temp": (38.0, 4.0),
+            "Pow": (1000.0, 120.0), "Pac": (980.0, 115.0)}
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """The upload options provisioned in NVS."""
+
+    encrypt: bool = False
+    period_s: int = 0
+
+    @classmethod
+    def load(cls, rt: Runtime) -> "UploadSettings":
+        """Read ``ecowatt/encrypt`` and ``ecowatt/upload_period_s`` from the NVS partition."""
+        layout = layout_for(rt.chip.name)
+        image = nvs.parse(rt.flash.read(layout.nvs, layout.nvs_size))
+        encrypt, period = image.get(NAMESPACE, "encrypt"), image.get(NAMESPACE, "upload_period_s")
+        return cls(encrypt=encrypt == 1, period_s=period if isinstance(period, int) else 0)
+
+
+def sample_readings(device_id: str, seed: int, unix_time: int) -> Readings:
+    """One sample of every register: plausible, varying with *seed*, identical for equal inputs."""
+    values = []
+    for index, register in enumerate(REGISTERS):
+        nominal, swing = _NOMINAL[register]
+        wave = math.sin(seed * (0.37 + 0.11 * index) + index)
+        values.append(Reading(register, round(nominal + swing * wave, 2)))
+    return Readings(device_id, unix_time, tuple(values))
+
+
+def cmd_upload(device: "Device", args: list[str]) -> None:
+    """Console ``upload``: one upload cycle now."""
+    upload_cycle(device)
+
+
+def upload_cycle(device: "Device") -> bool:
+    """Sample, then send with retries; True when the server accepted the readings."""
+    with device.net_lock:  # the console and the timer task share NVS and the nonce
+        return _cycle(device)
+
+
+def _cycle(device: "Device") -> bool:
+    log, rt, ident = device.log, device.rt, device.identity
+    if ident is None or not ident.server_url or len(ident.hmac_key) != HMAC_KEY_BYTES:
+        log.e(TAG, "Upload failed: device not provisioned with device_id/hmac_key/server_url")
+        return False
+    try:
+        endpoint = net.Endpoint.parse(ident.server_url)
+    except ValueError as exc:
+        log.e(TAG, f"Upload failed: {exc}")
+        return False
+    settings = UploadSettings.load(rt)
+    if settings.encrypt and len(ident.aes_key) != AES_KEY_BYTES:
+        log.e(TAG, "Upload failed: encrypt is on but no 16-byte aes_key is provisioned")
+        return False
+    readings = None
+    nonce = None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if attempt > 1:
+            log.w(TAG, f"Retrying upload (attempt {attempt}/{MAX_ATTEMPTS})")
+            rt.wait(RETRY_DELAY_S)
+        if nonce is None or "nonce-reused-on-retry" not in rt.defects:
+            nonce = _next_nonce(device)
+            if nonce is None:
+                return False
+        if readings is None:  # one sample per cycle; retries resend it under their own nonce
+            readings = sample_readings(ident.device_id, nonce, int(time.time()))
+        outcome = _send(device, endpoint, _packet(device, settings, readings, nonce), len(readings.readings))
+        if outcome != "retry":
+            return outcome == "ok"
+    log.e(TAG, f"Upload gave up after {MAX_ATTEMPTS} attempts")
+    return False
+
+
+def _next_nonce(device: "Device") -> int | None:
+    """The next nonce, committed to NVS before anything is sent (a reset never reuses it)."""
+    assert device.identity is not None
+    nonce = device.identity.nonce + 1
+    if nonce > NONCE_MAX:
+        device.log.e("security", f"Nonce space exhausted at {device.identity.nonce}; reprovision the device")
+        return None
+    if "nonce-not-persisted" in device.rt.defects:
+        device.identity = dataclasses.replace(device.identity, nonce=nonce)  # RAM only
+    else:
+        device.commit_nonce(nonce)
+        device.log.i("security", f"Nonce {nonce} committed to NVS")
+    # Fires under the defect too: it marks the point after the commit step, before sending.
+    device.rt.checkpoint("upload.nonce_committed", nonce=nonce)
+    return nonce
+
+
+def _packet(device: "Device", settings: UploadSettings, readings: Readings, nonce: int) -> UploadPacket:
+    ident = device.identity
+    assert ident is not None
+    aes_key = ident.aes_key if settings.encrypt else None
+    packet = build_packet(readings, nonce=nonce, hmac_key=ident.hmac_key, aes_key=aes_key)
+    if "mac-over-payload-only" in device.rt.defects:
+        mac = hmac.new(ident.hmac_key, packet.payload.encode("ascii"), hashlib.sha256).hexdigest()
+        packet = dataclasses.replace(packet, mac=mac)
+    return packet
+
+
+def _send(device: "Device", endpoint: net.Endpoint, packet: UploadPacket, count: int) -> str:
+    """POST one packet and log the outcome: ``"ok"``, ``"retry"`` or ``"final"``."""
+    log, rt, ident = device.log, device.rt, device.identity
+    assert ident is not None
+    body = packet.to_json()
+    log.i(TAG, f"Sending {count} readings ({len(body)} bytes, "
+               f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(UPLOAD_PATH)}, nonce {packet.nonce}")
+    try:
+        reply = net.post_json(endpoint, UPLOAD_PATH, body, ca_pem=ident.ca_cert,
+                              verify="tls-no-verify" not in rt.defects,
+                              source=getattr(rt, "net_address", net.DEFAULT_SOURCE),
+                              on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce))
+    except net.TlsError as exc:
+        log.e("tls", f"TLS handshake failed: {exc.reason}")
+        return "final"
+    except net.NetError as exc:
+        log.e(TAG, f"Upload failed: {exc.reason}, nonce {packet.nonce}")
+        return "retry"
+    if 200 <= reply.status < 300:
+        log.i(TAG, f"Upload successful (HTTP {reply.status}), nonce {packet.nonce}, {count} readings")
+        return "ok"
+    log.e(TAG, f"Upload rejected (HTTP {reply.status} {_error_code(reply.body)}), nonce {packet.nonce}")
+    return "retry" if reply.status >= 500 else "final"
+
+
+def _error_code(body: bytes) -> str:
+    """The reply's ``error_code`` if it is a well-formed code, else ``-`` (server text is not echoed)."""
+    try:
+        code = json.loads(body).get("error_code")
+    except (ValueError, AttributeError):
+        return "-"
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else "-"
+
+
+class UploadTimer:
+    """The periodic upload task: every ``upload_period_s`` seconds one :func:`upload_cycle`.
+
+    Use as a context manager around the console loop. The task ends when the app ends (console
+    reboot, reset, power cut): a software reboot does not stop the runtime, so the app stops the
+    task explicitly rather than leaving it to the next ``Halted``.
+    """
+
+    def __init__(self, device: "Device", period_s: float) -> None:
+        self._device = device
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_nvs(cls, device: "Device") -> "UploadTimer":
+        """A timer with the provisioned period (disabled when 0, absent or unprovisioned)."""
+        period = UploadSettings.load(device.rt).period_s if device.identity is not None else 0
+        return cls(device, period)
+
+    def start(self) -> "UploadTimer":
+        """Start the task (no-op when the period is 0)."""
+        if self.period_s > 0 and self._thread is None:
+            self._device.log.i(TAG, f"Periodic upload every {self.period_s:g} s")
+            self._thread = threading.Thread(target=self._run, name="upload-timer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2 * net.DEFAULT_TIMEOUT_S) -> None:
+        """Stop the task and wait for a running cycle to end (its runtime calls raise ``Halted``)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():  # not raised: it would mask the Reboot/Halted that ended the app
+                _host_log.warning("upload timer still running %.0f s after the app stopped (blocked in a network "
+                            "call?)", timeout)
+
+    def _run(self) -> None:
+        rt = self._device.rt
+        try:
+            while not self._stop.wait(self.period_s):
+                rt.wait(0)  # raises Halted if the chip stopped during the period
+                upload_cycle(self._device)
+        except Halted:
+            return
+
+    def __enter__(self) -> "UploadTimer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
