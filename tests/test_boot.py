@@ -94,7 +94,7 @@ def test_erased_bootloader_boots_nothing(flashed_board: Board, firmware: Index) 
     assert not booted, f"something booted without a bootloader: {booted}"
 
 
-@pytest.mark.fails_with("loader-bad-md5")
+@pytest.mark.fails_with("loader-stale-md5")
 def test_flashing_the_same_image_again_writes_nothing(flashed_board: Board, firmware: Index) -> None:
     """Skip-if-identical: a second flash of the same images performs no flash write."""
     again = flash(flashed_board, firmware, (*BASE_ARTIFACTS, "app-v1"))

@@ -24,8 +24,9 @@ class Defect:
 CATALOGUE: tuple[Defect, ...] = (
     Defect("rom-boots-without-bootloader", "rom",
            "with the bootloader region erased the ROM jumps straight to the primary slot's app"),
-    Defect("loader-bad-md5", "loader",
-           "SPI_FLASH_MD5 reports a wrong digest, so every skip-if-identical check fails"),
+    Defect("loader-stale-md5", "loader",
+           "SPI_FLASH_MD5 answers from a stale flash cache until the loader's first write: digests "
+           "taken before writing are wrong (skip-if-identical rewrites), verification after is right"),
     Defect("mcuboot-accept-unsigned", "mcuboot",
            "MCUboot boots an image that has no signature TLV or a signature that does not verify"),
     Defect("mcuboot-skip-hash", "mcuboot",

@@ -3,7 +3,9 @@
 EN is low while ``RTS and not DTR``; IO0 is low while ``DTR and not RTS`` (True = asserted). The
 chip samples IO0 when EN rises, but esptool's classic sequence passes through DTR=RTS=1 at the rise
 and only pulls IO0 low a moment later, so IO0 going low within a short window after the rise still
-selects download mode (``sample_boot_mode``).
+selects download mode (``sample_boot_mode``). IO0 can only be pulled low through DTR, so when DTR
+is not asserted at the rise (a hard reset, a power-on) the strapping is settled at once and the
+chip boots without waiting out the window.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class ResetLines:
         self._rts = False
         self._io0_low_seen = False    # IO0 was low at or after the last EN rise
         self._en_generation = 0       # counts EN rises, to notice a reset during the strap window
+        self._dtr_at_rise = False     # DTR asserted when EN last rose: IO0 may still go low
 
     @staticmethod
     def en_for(dtr: bool, rts: bool) -> bool:
@@ -68,6 +71,7 @@ class ResetLines:
             if en_after and not en_before:
                 self._en_generation += 1
                 self._io0_low_seen = io0_low
+                self._dtr_at_rise = self._dtr
             elif io0_low:
                 self._io0_low_seen = True
             self._cond.notify_all()
@@ -87,6 +91,8 @@ class ResetLines:
         """
         deadline = time.monotonic() + window
         with self._cond:
+            if not (self._io0_low_seen or self._dtr_at_rise):
+                return False  # IO0 needs DTR to go low: nothing can change the strapping now
             generation = self._en_generation
             while not (self._io0_low_seen or stopped() or self._en_generation != generation):
                 remaining = deadline - time.monotonic()

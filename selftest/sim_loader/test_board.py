@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from hil.sim.board import VirtualBoard
@@ -27,6 +30,21 @@ def test_io0_window_after_en_rise():
     lines.set(dtr=False, rts=True)
     lines.set(rts=False)                    # EN rises, IO0 stays high
     assert lines.sample_boot_mode(0.05, lambda: False) is False
+
+
+def test_hard_reset_settles_the_strapping_without_waiting_out_the_window():
+    lines = ResetLines(lambda: None, lambda: None)
+    lines.set(dtr=False, rts=True)
+    lines.set(rts=False)                    # EN rises with DTR off: IO0 cannot go low any more
+    started = time.monotonic()
+    assert lines.sample_boot_mode(30.0, lambda: False) is False
+    assert time.monotonic() - started < 5.0  # decided at once, not after the 30 s window
+    lines.set(dtr=False, rts=True)
+    lines.set(dtr=True, rts=True)           # EN rises with DTR on (esptool's classic sequence) ...
+    waiter = threading.Thread(target=lambda: lines.set(rts=False))
+    waiter.start()                          # ... and IO0 goes low from another thread
+    assert lines.sample_boot_mode(30.0, lambda: False) is True
+    waiter.join()
 
 
 def test_power_on_boots_from_flash_with_poweron_banner(tmp_path):
@@ -177,6 +195,7 @@ def test_loader_reboot_keeps_download_strap_and_run_boots_flash(tmp_path):
         board.host_write(_flash_end(0))          # ROM: reboot
         text = host.wait_for("waiting for download", count=2)
         assert "rst:0xc (SW_CPU_RESET),boot:0x3 (DOWNLOAD_BOOT" in text
+        next_boot = fw.boots + 1                 # the power-on boot may have run before the reset
         board.host_write(_flash_end(1))          # ROM: run user code
-        host.wait_for("fake: boot 1")
+        host.wait_for(f"fake: boot {next_boot}")
         assert board.mode == "app"

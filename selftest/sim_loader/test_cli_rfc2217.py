@@ -29,7 +29,7 @@ def _hil_sim(*args: str) -> subprocess.CompletedProcess:
 
 def test_list_defects_prints_the_catalogue():
     result = _hil_sim("--list-defects")
-    assert result.returncode == 0 and "loader-bad-md5" in result.stdout
+    assert result.returncode == 0 and "loader-stale-md5" in result.stdout
 
 
 def test_unknown_defect_is_a_clear_error():
