@@ -1,3 +1,3 @@
-"""Root conftest: loads the harness fixtures (see fixtures/)."""
+"""Root conftest: loads the harness fixtures (see fixtures/) and pytester for the self-tests."""
 
-pytest_plugins = ["fixtures.firmware", "fixtures.boards"]
+pytest_plugins = ["pytester", "fixtures.firmware", "fixtures.boards"]
