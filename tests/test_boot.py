@@ -12,8 +12,8 @@ from hil.board.board import Board
 from hil.images.index import Index
 from hil.images.variants import VARIANTS
 
-from fixtures.boards import flash
-from fixtures.firmware import BASE_ARTIFACTS
+from fixtures.boards import flash_app
+from fixtures.firmware import flash_plan
 
 BOOT_TIMEOUT = 5.0
 
@@ -64,7 +64,7 @@ def test_invalid_image_is_refused(board: Board, firmware: Index, variant: str) -
     """Each non-booting variant is refused by MCUboot and no application starts."""
     assert firmware.get(variant).boots is False, f"index.json says {variant} boots"
     console = board.console
-    flash(board, firmware, (*BASE_ARTIFACTS, variant))
+    flash_app(board, firmware, variant)
     start = console.cursor
     console.expect_event("boot.refused", BOOT_TIMEOUT, slot="primary", unless=["boot.validated"])
     console.expect_event("boot.no_image", BOOT_TIMEOUT)
@@ -97,9 +97,10 @@ def test_erased_bootloader_boots_nothing(flashed_board: Board, firmware: Index) 
 @pytest.mark.fails_with("loader-stale-md5")
 def test_flashing_the_same_image_again_writes_nothing(flashed_board: Board, firmware: Index) -> None:
     """Skip-if-identical: a second flash of the same images performs no flash write."""
-    again = flash(flashed_board, firmware, (*BASE_ARTIFACTS, "app-v1"))
+    plan = flash_plan(firmware, "app-v1")
+    again = flashed_board.flash(plan)
     assert again.bytes_written == 0, again.format()
-    assert sorted(again.skipped) == sorted((*BASE_ARTIFACTS, "app-v1")), again.format()
+    assert sorted(again.skipped) == sorted(region.label for region in plan), again.format()
 
 
 @pytest.mark.stride("T", threat="a downgraded image is booted from serial")

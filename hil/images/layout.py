@@ -33,6 +33,16 @@ class FlashLayout:
         """Offset of MCUboot slot 0 (primary) or 1 (secondary)."""
         return (self.primary_slot, self.secondary_slot)[slot]
 
+    def trailer_sector(self, slot: int) -> int:
+        """Offset of the last sector of a slot, which holds its MCUboot trailer."""
+        return self.slot_offset(slot) + self.slot_size - SECTOR_SIZE
+
+    def boot_state_sectors(self) -> dict[str, int]:
+        """The sectors holding MCUboot's swap state (both trailers, the scratch status): erased,
+        the bootloader sees no pending, interrupted or revertible swap."""
+        return {"primary trailer": self.trailer_sector(0), "secondary trailer": self.trailer_sector(1),
+                "scratch status": self.scratch + self.scratch_size - SECTOR_SIZE}
+
 
 _COMMON = dict(
     partition_table=0x8000,
