@@ -1,26 +1,19 @@
 """The reference server's catalogue of named defects (``hil server --defect NAME``).
 
-Same shape as :mod:`hil.sim.defects`: each row is a deliberate, documented deviation that a
-security scenario must be shown to fail against. A defect is honoured at the one place it changes
-behaviour (grep for its name in ``hil/server``).
+Same mechanism as the virtual board's (:mod:`hil.defects`): each row is a deliberate, documented
+deviation that a security scenario must be shown to fail against, honoured at the one place it
+changes behaviour (grep for its name in ``hil/server``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
+from hil.defects import ActiveDefects, Catalogue, Defect, UnknownDefectError
 
-@dataclass(frozen=True)
-class Defect:
-    """One named server defect: where it lives and what it breaks."""
+UnknownServerDefectError = UnknownDefectError
 
-    name: str
-    area: str  # upload | admin
-    summary: str
-
-
-CATALOGUE: tuple[Defect, ...] = (
+_DEFECTS: tuple[Defect, ...] = (
     Defect("nonce-advanced-before-mac", "upload",
            "the nonce is checked and advanced before the MAC (the seed's order): a forged packet burns nonces"),
     Defect("missing-fields-skip-checks", "upload",
@@ -35,40 +28,17 @@ CATALOGUE: tuple[Defect, ...] = (
            "bodies over 16 KiB are read and processed instead of refused with 413"),
 )
 
-BY_NAME: dict[str, Defect] = {d.name: d for d in CATALOGUE}
+CATALOGUE = Catalogue("server defect", "hil server --list-defects", _DEFECTS)
+BY_NAME: dict[str, Defect] = CATALOGUE.by_name
 
 
-class UnknownServerDefectError(ValueError):
-    """A server defect name that is not in the catalogue."""
-
-
-class ServerDefects:
-    """An immutable, catalogue-checked set of active server defects."""
+class ServerDefects(ActiveDefects):
+    """The defects a reference server was started with."""
 
     def __init__(self, names: Iterable[str] = ()) -> None:
-        self._active = frozenset(names)
-        unknown = sorted(self._active.difference(BY_NAME))
-        if unknown:
-            raise UnknownServerDefectError(
-                f"unknown server defect(s) {', '.join(unknown)}; `hil server --list-defects` lists them")
-
-    def __contains__(self, name: str) -> bool:
-        # A typo at a check site must fail loudly, not read as "defect off".
-        if name not in BY_NAME:
-            raise UnknownServerDefectError(f"server defect {name!r} checked but not in the catalogue")
-        return name in self._active
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._active))
-
-    def __bool__(self) -> bool:
-        return bool(self._active)
-
-    def __repr__(self) -> str:
-        return f"ServerDefects({sorted(self._active)!r})"
+        super().__init__(CATALOGUE, names)
 
 
 def describe_catalogue() -> str:
     """One line per server defect, for ``hil server --list-defects``."""
-    pad = max(map(len, BY_NAME))
-    return "\n".join(f"{d.name.ljust(pad)}  [{d.area}] {d.summary}" for d in CATALOGUE)
+    return CATALOGUE.format()

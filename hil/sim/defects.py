@@ -1,27 +1,20 @@
-"""The virtual board's catalogue of named defects.
+"""The virtual board's catalogue of named defects (``hil sim --defect NAME``).
 
 A defect is a deliberate, documented deviation from correct behaviour that a virtual board can be
-started with (``hil sim --defect NAME``). Every security scenario is shown to fail against the
-defect that breaks the property it checks (the defect meta-tests in ``selftest/``). The catalogue is
-data: adding a defect is adding a row here and honouring it at the one place it changes behaviour.
+started with. Every security scenario is shown to fail against the defect that breaks the property
+it checks (``@pytest.mark.fails_with`` and the defect meta-tests in ``selftest/``). Adding a defect
+is adding a row here and honouring it at the one place it changes behaviour.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
+from hil.defects import ActiveDefects, Catalogue, Defect, UnknownDefectError
 
-@dataclass(frozen=True)
-class Defect:
-    """One named defect: where it lives and what it breaks."""
+__all__ = ["CATALOGUE", "BY_NAME", "Defect", "DefectSet", "UnknownDefectError", "format_catalogue"]
 
-    name: str
-    area: str  # rom | loader | mcuboot | app | upload | ota | coap
-    summary: str
-
-
-CATALOGUE: tuple[Defect, ...] = (
+_DEFECTS: tuple[Defect, ...] = (
     Defect("rom-boots-without-bootloader", "rom",
            "with the bootloader region erased the ROM jumps straight to the primary slot's app"),
     Defect("loader-stale-md5", "loader",
@@ -51,40 +44,17 @@ CATALOGUE: tuple[Defect, ...] = (
            "the HTTPS client does not verify the server certificate: a MITM certificate is accepted"),
 )
 
-BY_NAME: dict[str, Defect] = {d.name: d for d in CATALOGUE}
+CATALOGUE = Catalogue("defect", "hil sim --list-defects", _DEFECTS)
+BY_NAME: dict[str, Defect] = CATALOGUE.by_name
 
 
-class UnknownDefectError(ValueError):
-    """A defect name that is not in the catalogue."""
-
-
-class DefectSet:
-    """An immutable set of active defects, validated against the catalogue."""
+class DefectSet(ActiveDefects):
+    """The defects a virtual board was started with."""
 
     def __init__(self, names: Iterable[str] = ()) -> None:
-        names = frozenset(names)
-        unknown = sorted(names - BY_NAME.keys())
-        if unknown:
-            raise UnknownDefectError(
-                f"unknown defect(s) {', '.join(unknown)}; `hil sim --list-defects` lists the catalogue")
-        self._names = names
-
-    def __contains__(self, name: str) -> bool:
-        if name not in BY_NAME:  # a typo at a check site must not silently mean "not active"
-            raise UnknownDefectError(f"defect {name!r} checked but not in the catalogue")
-        return name in self._names
-
-    def __iter__(self):
-        return iter(sorted(self._names))
-
-    def __bool__(self) -> bool:
-        return bool(self._names)
-
-    def __repr__(self) -> str:
-        return f"DefectSet({sorted(self._names)!r})"
+        super().__init__(CATALOGUE, names)
 
 
 def format_catalogue() -> str:
     """The catalogue as a table, for ``hil sim --list-defects``."""
-    width = max(len(d.name) for d in CATALOGUE)
-    return "\n".join(f"{d.name:<{width}}  [{d.area}] {d.summary}" for d in CATALOGUE)
+    return CATALOGUE.format()
