@@ -11,7 +11,7 @@ from hil.sim.board import VirtualBoard
 from hil.sim.power import ControlServer, PowerSwitch, PowerSwitchError
 from hil.sim.reset_lines import ResetLines
 
-from .board_harness import FakeFirmware, Host, classic_reset, hard_reset, make_board
+from .board_harness import FakeFirmware, classic_reset, hard_reset, make_board
 
 
 def test_reset_line_truth_table():
