@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 
 import serial
 
-from hil.board.drivers import CommandPowerDriver, PowerDriver, ResetDriver, SerialLinesReset
+from hil.board.drivers import (CheckpointPowerDriver, CommandPowerDriver, PowerDriver, ResetDriver,
+                               SerialLinesReset)
 from hil.board.spec import BoardSpec
 from hil.board.transport import open_port
 from hil.console import Console, FirmwareProfile
@@ -20,6 +21,24 @@ from hil.flashing.session import ProgressFn
 
 class BoardError(RuntimeError):
     """A board operation that cannot be done in the board's current state or configuration."""
+
+
+ARMED_CUT_WINDOW = 60.0  # s during which the reboot caused by an armed power cut is expected
+
+
+class ArmedPowerCut:
+    """A power cut armed at a firmware checkpoint: ``wait()`` until it happened."""
+
+    def __init__(self, board: str, driver: CheckpointPowerDriver, checkpoint: str, expected: int) -> None:
+        self.board, self.checkpoint = board, checkpoint
+        self._driver, self._expected = driver, expected
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Block until the cut happened; AssertionError if the firmware never reached the checkpoint."""
+        if not self._driver.wait_cut(self._expected, timeout):
+            self._driver.disarm()
+            raise AssertionError(f"board {self.board}: the firmware did not reach checkpoint {self.checkpoint!r} "
+                                 f"within {timeout:.0f} s (power was not cut)")
 
 
 class Board:
@@ -103,6 +122,18 @@ class Board:
                              "boards file, or skip scenarios that need the 'power' capability")
         self.console.expect_reset()
         self._power.cycle()
+
+    def arm_power_cut(self, checkpoint: str, *, restore: bool = True, **fields: object) -> "ArmedPowerCut":
+        """Cut power when the firmware reaches ``checkpoint`` with ``fields`` (once); with ``restore``
+        power comes back at once and the board boots again. Needs the 'power-cut' capability."""
+        driver = self._power
+        if not isinstance(driver, CheckpointPowerDriver):
+            raise BoardError(f"board {self.name} cannot cut power at firmware checkpoint {checkpoint!r}: its power "
+                             "driver has no checkpoint triggers; skip scenarios that need the 'power-cut' capability")
+        expected = driver.cut_count() + 1
+        driver.cut_when(checkpoint, dict(fields), restore)
+        self.console.expect_reset(ARMED_CUT_WINDOW)  # the reboot after the cut is not a crash
+        return ArmedPowerCut(self.name, driver, checkpoint, expected)
 
     def _with_loader(self, run: Callable[[serial.SerialBase], FlashReport], reset: bool) -> FlashReport:
         console = self.console

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import serial
 
@@ -43,6 +43,24 @@ class PowerDriver(Protocol):
 
     def cycle(self) -> None:
         """Cut and restore power."""
+
+
+@runtime_checkable
+class CheckpointPowerDriver(PowerDriver, Protocol):
+    """A power switch that cuts at a named point of the firmware's run (the virtual board's control
+    socket: ``upload.nonce_committed``, ``ota.chunk_written``, swap steps, ``nvs.write`` ...)."""
+
+    def cut_when(self, event: str, fields: dict[str, Any] | None = None, restore: bool = False) -> Any:
+        """Arm a one-shot cut at checkpoint ``event`` whose fields match ``fields``."""
+
+    def disarm(self) -> Any:
+        """Drop every armed cut."""
+
+    def cut_count(self) -> int:
+        """Cuts that happened so far."""
+
+    def wait_cut(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until ``count`` cuts happened in total; False on timeout."""
 
 
 def _hold(seconds: float) -> None:

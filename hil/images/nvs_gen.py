@@ -52,6 +52,8 @@ class DeviceIdentity:
     psk: str = field(default=DEFAULT_PSK, repr=False)
     server_url: str = DEFAULT_SERVER_URL
     ca_cert: str | None = field(default=None, repr=False)
+    encrypt: bool = False            # AES-128-CBC on the upload payload
+    upload_period_s: int = 0         # periodic upload timer; 0 = uploads on the console command only
 
     def __post_init__(self) -> None:
         if not _DEVICE_ID_RE.fullmatch(self.device_id):
@@ -61,6 +63,8 @@ class DeviceIdentity:
                 raise ValueError(f"device {self.device_id}: {name} must be {want} bytes")
         if not 0 <= self.nonce <= 0xFFFFFFFF:
             raise ValueError(f"device {self.device_id}: nonce {self.nonce} is not a u32")
+        if not 0 <= self.upload_period_s <= 0xFFFFFFFF:
+            raise ValueError(f"device {self.device_id}: upload_period_s {self.upload_period_s} is not a u32")
         if len(self.psk_id.encode()) > 64 or len(self.psk.encode()) > 64:
             raise ValueError(f"device {self.device_id}: PSK identity and key are at most 64 bytes")
 
@@ -87,6 +91,8 @@ def nvs_csv(identity: DeviceIdentity, ca_cert_file: Path | None = None) -> str:
         ("psk_id", "data", "string", identity.psk_id),
         ("psk", "data", "string", identity.psk),
         ("server_url", "data", "string", identity.server_url),
+        ("encrypt", "data", "u8", "1" if identity.encrypt else "0"),
+        ("upload_period_s", "data", "u32", str(identity.upload_period_s)),
     ]
     if identity.ca_cert is not None:
         if ca_cert_file is None:

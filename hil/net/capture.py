@@ -96,6 +96,9 @@ class Sniffer:
         self._token = b""
         self._ready = threading.Event()
         self._drained = threading.Event()
+        self._sync_token = b""
+        self._synced: dict[bytes, threading.Event] = {}
+        self._sync_lock = threading.Lock()
         self._socket = None
         self._writer: PcapWriter | None = None
         self._sniffer: AsyncSniffer | None = None
@@ -123,6 +126,7 @@ class Sniffer:
             raise CaptureError(f"capture {self.path} already started")
         t0 = time.monotonic()
         self._token = b"hil-capture-sentinel:" + os.urandom(8).hex().encode()
+        self._sync_token = b"hil-capture-sync:" + os.urandom(8).hex().encode() + b":"
         self._socket = self._open_socket()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = PcapWriter(str(self.path), sync=True, linktype=DLT_EN10MB)
@@ -209,7 +213,32 @@ class Sniffer:
             self._send_sentinel()  # the first may have been dropped by a full socket buffer
         return False
 
+    def sync(self, timeout: float = 5.0) -> None:
+        """Wait until every packet the kernel saw before this call is in the pcap (the capture goes
+        on): a test can read the file mid-run. Raises :class:`CaptureError` on timeout."""
+        if not self.running:
+            return  # stopped: the file is complete
+        token = self._sync_token + os.urandom(4).hex().encode()
+        seen = threading.Event()
+        with self._sync_lock:
+            self._synced[token] = seen
+        try:
+            self._send_token(token)
+            if not seen.wait(timeout):
+                raise CaptureError(f"capture {self.path} for board {self.host} did not catch up within "
+                                   f"{timeout}s ({self._kernel_stats()[1]} packets dropped by the kernel)")
+        finally:
+            with self._sync_lock:
+                self._synced.pop(token, None)
+
     def _on_packet(self, pkt: Packet) -> None:
+        raw = bytes(pkt)
+        if self._sync_token in raw:
+            with self._sync_lock:
+                for token, event in self._synced.items():
+                    if token in raw:
+                        event.set()
+            return
         if self._is_sentinel(pkt):
             self._drained.set()
             return
@@ -221,15 +250,18 @@ class Sniffer:
         return self._token in bytes(pkt)
 
     def _send_sentinel(self) -> None:
+        self._send_token(self._token)
+
+    def _send_token(self, token: bytes) -> None:
         # On loopback the sentinel goes from the board's own address to itself: it matches the filter,
         # nobody answers it, and no ICMP unreachable follows. Elsewhere it goes to the board's discard port.
         family = socket.AF_INET6 if ipaddress.ip_address(self.host).version == 6 else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             if ipaddress.ip_address(self.host).is_loopback:
                 sock.bind((self.host, 0))
-                sock.sendto(self._token, sock.getsockname())
+                sock.sendto(token, sock.getsockname())
             else:
-                sock.sendto(self._token, (self.host, SENTINEL_PORT))
+                sock.sendto(token, (self.host, SENTINEL_PORT))
 
     def _kernel_stats(self) -> tuple[int, int]:
         return self._kernel_stats_of(self._socket) if self._socket is not None else (0, 0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hil.net.capture import CaptureStats, CaptureUnavailable, Sniffer
+from hil.net.capture import CaptureError, CaptureStats, CaptureUnavailable, Sniffer
 from hil.net.relay import RecordingRelay
 
 Endpoint = tuple[str, int]
@@ -53,6 +53,13 @@ class Capture:
         if self.relay is not None and server == self.upstream:
             return self.relay.address
         return server
+
+    def sync(self, timeout: float = 5.0) -> None:
+        """Make the pcap hold everything exchanged so far, while capturing on (read it mid-test)."""
+        if self.sniffer is not None:
+            self.sniffer.sync(timeout)
+        elif self.relay is not None and not self.relay.wait_idle(timeout):
+            raise CaptureError(f"relay capture {self.path} still busy after {timeout}s")
 
     def stop(self) -> CaptureStats:
         """Drain and close; returns the stats (idempotent)."""

@@ -32,4 +32,4 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    defect_proof.select_for_proof(config, items, settings(config).sim_defects)
+    defect_proof.select_for_proof(config, items, settings(config).defects)

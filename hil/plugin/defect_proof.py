@@ -1,6 +1,6 @@
 """Defect proof runs: show that the scenarios catch the defects they claim to catch.
 
-``pytest --hil-sim-defect NAME --hil-defect-proof`` keeps only the scenarios marked
+``pytest --hil-sim-defect NAME --hil-defect-proof`` (or ``--hil-server-defect NAME``) keeps only the scenarios marked
 ``@pytest.mark.fails_with(NAME)`` and turns each into a strict expected failure: the run passes
 only if every one of them fails with an assertion (a missed event or a failed check) against the
 defective board. Errors of the harness itself (flashing, a board that does not start) are not
@@ -14,7 +14,7 @@ import pytest
 from hil.plugin.options import OptionSpec, read_option
 
 OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("defect-proof", "with one --hil-sim-defect: run only the scenarios marked "
+    OptionSpec("defect-proof", "with one --hil-sim-defect or --hil-server-defect: run only the scenarios marked "
                "fails_with(that defect) and require each to fail", default=False, action="store_true"),
 )
 
@@ -29,7 +29,8 @@ def select_for_proof(config: pytest.Config, items: list[pytest.Item], defects: t
     if not read_option(config, OPTIONS[0]):
         return
     if len(defects) != 1:
-        raise pytest.UsageError("--hil-defect-proof needs exactly one --hil-sim-defect NAME")
+        raise pytest.UsageError("--hil-defect-proof needs exactly one defect: one --hil-sim-defect NAME "
+                                "or one --hil-server-defect NAME")
     (defect,) = defects
     keep = [item for item in items if defect in declared_defects(item)]
     dropped = [item for item in items if defect not in declared_defects(item)]

@@ -9,6 +9,7 @@ import pytest
 
 from hil.board.options import OPTIONS as BOARD_OPTIONS
 from hil.plugin.options import OptionSpec, read_option
+from hil.server.options import OPTIONS as SERVER_OPTIONS
 
 # Board options (inventory, locks, profile, flashing) belong to hil.board; these are the ones of
 # virtual boards and of where firmware and logs live.
@@ -24,7 +25,7 @@ FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
                default="firmware_builds", metavar="DIR"),
     OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
 )
-ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS
+ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ class HilSettings:
     firmware_dir: Path
     firmware_profile: str
     logs_dir: Path
+    server_url: str | None = None
+    server_ca: Path | None = None
+    server_defects: tuple[str, ...] = ()
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        """Every injected defect: the virtual boards' and the built-in server's."""
+        return self.sim_defects + self.server_defects
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "HilSettings":
@@ -65,6 +74,9 @@ class HilSettings:
             firmware_dir=path(opt["hil_firmware_dir"]),
             firmware_profile=opt["hil_firmware_profile"],
             logs_dir=path(opt["hil_logs_dir"]),
+            server_url=opt["hil_server_url"],
+            server_ca=path(opt["hil_server_ca"]),
+            server_defects=tuple(opt["hil_server_defect"] or ()),
         )
 
 

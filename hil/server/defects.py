@@ -20,10 +20,16 @@ _DEFECTS: tuple[Defect, ...] = (
            "a missing or null mac skips the MAC check and a missing or null nonce skips the replay check"),
     Defect("replay-allowed-equal-nonce", "upload",
            "the replay check is nonce >= last instead of nonce > last, so the last packet replays once more"),
+    Defect("unknown-device-accepted", "upload",
+           "a device id missing from the registry is auto-registered on first contact: its packet is "
+           "stored without a MAC check"),
     Defect("no-rate-limit", "upload",
            "uploads are never rate limited (no 429)"),
     Defect("malformed-json-500", "upload",
            "a body that is not JSON crashes the handler into HTTP 500 (the public EcoWatt server's bug)"),
+    Defect("field-type-errors-500", "upload",
+           "a JSON object whose fields have the wrong type or range (nonce as a string, float, negative or "
+           "huge; mac not hex) crashes the handler into HTTP 500 instead of 400"),
     Defect("no-body-limit", "upload",
            "bodies over 16 KiB are read and processed instead of refused with 413"),
 )

@@ -153,6 +153,7 @@ class ChipRuntime:
         self.defects = board.defects
         self.efuses = board.efuses
         self.mac = board.efuses.mac
+        self.net_address = board.net_address  # the station's IP: the source of every connection
         self.reset_cause = cause
 
     def write_line(self, text: str) -> None:
@@ -183,12 +184,13 @@ class VirtualBoard:
     def __init__(self, chip: ChipSpec | str = "esp32", state_dir: Path | None = None, *,
                  mac: bytes | None = None, defects: DefectSet | None = None,
                  firmware: Firmware | None = None, strap_window: float = DEFAULT_STRAP_WINDOW,
-                 name: str | None = None) -> None:
+                 name: str | None = None, net_address: str = "127.0.0.1") -> None:
         self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.defects = defects if defects is not None else DefectSet()
         self.firmware = firmware
         self.strap_window = strap_window
+        self.net_address = net_address
         self.name = name or (self.state_dir.name if self.state_dir else f"{self.chip.name}-ram")
         self.url: str | None = None
         self._requested_mac = mac
@@ -332,6 +334,7 @@ class VirtualBoard:
             "chip": self.chip.name,
             "mac": format_mac(self.mac) if self.efuses else None,
             "url": self.url,
+            "address": self.net_address,
             "power": self._powered,
             "mode": self.mode,
             "lines": {"dtr": self.lines.dtr, "rts": self.lines.rts},

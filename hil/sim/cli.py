@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -29,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where flash.bin, efuse.json, control.sock and board.json live "
                              "(default: a temporary directory removed at exit)")
     parser.add_argument("--mac", default=None, help="base MAC AA:BB:CC:DD:EE:FF (default: derived from the state dir)")
+    parser.add_argument("--net-address", default="127.0.0.1", metavar="IP",
+                        help="the board's own IP address (a loopback address such as 127.0.0.11 gives each "
+                             "board its own source address, so captures can tell boards apart)")
     parser.add_argument("--defect", action="append", default=[], metavar="NAME",
                         help="enable a catalogued defect (repeatable; see --list-defects)")
     parser.add_argument("--list-defects", action="store_true", help="print the defect catalogue and exit")
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         defects = DefectSet(args.defect)
         mac = parse_mac(args.mac) if args.mac else None
+        ipaddress.ip_address(args.net_address)
     except (UnknownDefectError, ValueError) as exc:
         print(f"hil sim: {exc}", file=sys.stderr)
         return 2
@@ -79,7 +84,7 @@ def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet
     from hil.sim.power import CONTROL_SOCKET, ControlServer
     from hil.sim.rfc2217_server import Rfc2217Server
 
-    board = VirtualBoard(args.chip, state_dir, mac=mac, defects=defects)
+    board = VirtualBoard(args.chip, state_dir, mac=mac, defects=defects, net_address=args.net_address)
     try:
         board.open()
     except ValueError as exc:
@@ -106,7 +111,8 @@ def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet
 
 def _write_board_json(state_dir: Path, board, control_path: Path) -> None:
     info = {"url": board.url, "control_socket": str(control_path), "pid": os.getpid(),
-            "chip": board.chip.name, "mac": board.status()["mac"], "defects": list(board.defects)}
+            "chip": board.chip.name, "mac": board.status()["mac"],
+            "address": board.net_address, "defects": list(board.defects)}
     tmp = state_dir / (BOARD_JSON + ".tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, state_dir / BOARD_JSON)

@@ -273,6 +273,10 @@ class PowerSwitch:
         """Drop all armed triggers."""
         return self.request("disarm")
 
+    def cut_count(self) -> int:
+        """Cuts that happened since the board started."""
+        return len(self.status()["cuts"])
+
     def wait_cut(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Block until ``count`` cuts happened in total; False on timeout."""
         reply = self.request("wait_cut", socket_timeout=timeout + 5, count=count, timeout=timeout)

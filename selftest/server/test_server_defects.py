@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pytest
-from helpers_server import doc, forged, packet, post
+from helpers_server import doc, forged, packet, post, readings
 
-from hil.protocol.upload import MAX_BODY_BYTES
+from hil.protocol.upload import MAX_BODY_BYTES, build_packet
 from hil.server.defects import CATALOGUE, ServerDefects, UnknownServerDefectError
 from hil.server import ServerHandle
 
@@ -38,6 +38,15 @@ def oversized_valid(client: Any) -> int:
     return post(client, doc(10001, padding="x" * (MAX_BODY_BYTES + 10)))[0]
 
 
+def unknown_device(client: Any) -> int:
+    stranger = build_packet(readings("EW-9999"), nonce=1, hmac_key=b"\x55" * 32)
+    return post(client, stranger)[0]
+
+
+def nonce_as_string(client: Any) -> int:
+    return post(client, doc("10001"))[0]
+
+
 # defect -> (probe, status on the reference server, status with the defect)
 FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
     "nonce-advanced-before-mac": (burn_then_valid, 200, 403),
@@ -46,6 +55,8 @@ FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
     "no-rate-limit": (eleventh_upload, 429, 200),
     "malformed-json-500": (malformed, 400, 500),
     "no-body-limit": (oversized_valid, 413, 200),
+    "unknown-device-accepted": (unknown_device, 404, 200),
+    "field-type-errors-500": (nonce_as_string, 400, 500),
 }
 
 

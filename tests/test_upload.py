@@ -1,0 +1,141 @@
+"""Upload scenarios: the device's signed, replay-protected upload cycle against the server
+(PROTOCOL.md "Upload"), end to end on a provisioned board.
+
+Each scenario names the defects it must detect (``fails_with``): virtual-board defects (the device
+side) and reference-server defects (the server side). The defect meta-tests in selftest/ run each
+scenario against each named defect and require a failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hil.board.board import Board
+from hil.images.nvs_gen import DeviceIdentity
+from hil.net.forge import flip_mac, mutations, with_nonce
+from hil.protocol.errors import ProtocolError
+from hil.protocol.upload import open_packet
+
+from fixtures.attacker import Attacker, reply_json
+from fixtures.provisioning import Provision
+from fixtures.servers import ServerFactory, ServerUnderTest
+
+UPLOAD_TIMEOUT = 15.0   # one cycle, retries included, on a loaded CI runner
+BOOT_TIMEOUT = 10.0
+
+
+def upload_now(board: Board, nonce: int) -> None:
+    """Run one upload cycle on the console and wait until the server accepted nonce *nonce*."""
+    board.console.send("upload")
+    board.console.expect_event("upload.ok", UPLOAD_TIMEOUT, nonce=str(nonce),
+                               unless=["upload.rejected", "upload.gave_up", "tls.failed"])
+
+
+@pytest.mark.stride("T", "I", threat="readings altered or lost between the inverter and the server")
+@pytest.mark.fails_with("mac-over-payload-only")
+def test_upload_accepted_and_stored_intact(provisioned_board: Board, device: DeviceIdentity,
+                                           server: ServerUnderTest, attacker: Attacker, evidence) -> None:
+    """An upload is accepted (200, nonce advanced) and the server stores exactly the readings the
+    board put on the wire."""
+    upload_now(provisioned_board, device.nonce + 1)
+    (sent,) = attacker.captured_uploads()
+    assert sent.nonce == device.nonce + 1 and not sent.encrypted
+    readings = open_packet(sent, hmac_key=device.hmac_key, aes_key=None)
+    stored = server.readings(device.device_id)
+    evidence.attach_text("stored readings", "\n".join(f"{r['register']}={r['value']} t={r['timestamp']} "
+                                                      f"nonce={r['nonce']}" for r in stored))
+    assert [(r["register"], r["value"], r["timestamp"], r["nonce"]) for r in stored] == \
+        [(r.register, r.value, readings.timestamp, sent.nonce) for r in readings.readings]
+    assert server.last_nonce(device.device_id) == sent.nonce
+
+
+@pytest.mark.stride("S", "T", threat="a nonce is reused after a reset or power loss, so a replay is accepted")
+@pytest.mark.needs("power-cut")
+@pytest.mark.fails_with("nonce-not-persisted")
+def test_nonces_increase_across_resets_and_power_cuts(provisioned_board: Board, device: DeviceIdentity,
+                                                      server: ServerUnderTest) -> None:
+    """Nonces strictly increase across uploads, a reset, and a power cut between the NVS commit and
+    the send: the nonce committed before the cut is never sent again."""
+    board, console = provisioned_board, provisioned_board.console
+    first = device.nonce + 1
+    upload_now(board, first)
+    board.reset()
+    console.expect_event("nonce.loaded", BOOT_TIMEOUT, nonce=str(first))
+    upload_now(board, first + 1)
+
+    cut = board.arm_power_cut("upload.nonce_committed", restore=True)
+    console.send("upload")
+    cut.wait(UPLOAD_TIMEOUT)
+    lost = first + 2  # committed to NVS, then the power went before it was sent
+    console.expect_event("nonce.loaded", BOOT_TIMEOUT, nonce=str(lost))
+    upload_now(board, lost + 1)
+    assert server.last_nonce(device.device_id) == lost + 1
+
+
+@pytest.mark.stride("S", "T", threat="forged packets burn the device's nonces (denial of its next upload)")
+@pytest.mark.fails_with("nonce-advanced-before-mac", "mac-over-payload-only")
+def test_forged_mac_refused_without_burning_nonce(provisioned_board: Board, device: DeviceIdentity,
+                                                  server: ServerUnderTest, attacker: Attacker) -> None:
+    """The board's packet re-sent with the next nonce and a flipped MAC is 403 INVALID_HMAC, and the
+    board's own next upload with that nonce is still accepted."""
+    upload_now(provisioned_board, device.nonce + 1)
+    (sent,) = attacker.captured_uploads()
+    forged = flip_mac(with_nonce(sent, sent.nonce + 1))
+    reply = attacker.send(forged)
+    assert (reply.status, reply_json(reply).get("error_code")) == (403, "INVALID_HMAC"), reply.body
+    if server.handle is not None:
+        assert [e["code"] for e in server.events(device_id=device.device_id)] == ["INVALID_HMAC"]
+    upload_now(provisioned_board, sent.nonce + 1)
+
+
+@pytest.mark.stride("T", "S", threat="an attacker without the key alters a captured packet and it is accepted")
+@pytest.mark.fails_with("replay-allowed-equal-nonce", "mac-over-payload-only")
+def test_tampered_packets_refused(provisioned_board: Board, device: DeviceIdentity, server: ServerUnderTest,
+                                  attacker: Attacker, evidence) -> None:
+    """Every mutation of the board's captured packet that an attacker without the key can make (MAC
+    bytes, nonce old/equal/huge, payload bytes, device id, flags) is refused with 4xx and stores
+    nothing; the last nonce stays the board's."""
+    upload_now(provisioned_board, device.nonce + 1)
+    (sent,) = attacker.captured_uploads()
+    stored_before = len(server.readings(device.device_id))
+    outcomes = []
+    for forged in mutations(sent, key=None):
+        reply = attacker.send(forged.packet)
+        outcomes.append(f"{forged.name}: HTTP {reply.status} {reply_json(reply).get('error_code')}")
+        assert 400 <= (reply.status or 0) < 500, outcomes[-1]
+    evidence.attach_text("forgeries", "\n".join(outcomes))
+    assert len(server.readings(device.device_id)) == stored_before
+    assert server.last_nonce(device.device_id) == sent.nonce
+
+
+@pytest.mark.stride("I", "T", threat="readings readable on the wire, or altered by encryption")
+@pytest.mark.fails_with("encrypt-flag-ignored")
+def test_encrypted_upload_stores_same_readings(provision: Provision, server: ServerUnderTest,
+                                               attacker: Attacker, board: Board) -> None:
+    """With encryption provisioned the packet says ``encrypted:true``, its payload is AES-128-CBC
+    under the device key, and the server stores exactly the readings inside."""
+    device = provision(encrypt=True)
+    upload_now(board, device.nonce + 1)
+    (sent,) = attacker.captured_uploads()
+    assert sent.encrypted, "encryption is provisioned but the packet went out with encrypted:false"
+    with pytest.raises(ProtocolError):
+        open_packet(sent, hmac_key=device.hmac_key, aes_key=None)  # not readable without the AES key
+    readings = open_packet(sent, hmac_key=device.hmac_key, aes_key=device.aes_key)
+    stored = server.readings(device.device_id)
+    assert [(r["register"], r["value"]) for r in stored] == [(r.register, r.value) for r in readings.readings]
+
+
+@pytest.mark.stride("S", "I", threat="a man in the middle with his own certificate receives the readings")
+@pytest.mark.fails_with("tls-no-verify")
+def test_mitm_certificate_refused(provision: Provision, server_factory: ServerFactory, board: Board) -> None:
+    """Over HTTPS the board uploads to the server its CA vouches for, and refuses a server whose
+    certificate comes from another CA (same names): handshake failure, nothing sent."""
+    genuine = server_factory.start(tls="on")
+    device = provision(server_url=genuine.url)
+    upload_now(board, device.nonce + 1)
+
+    mitm = server_factory.start(tls="mitm")
+    provision(server_url=mitm.url, nonce=device.nonce + 1)
+    board.console.send("upload")
+    board.console.expect_event("tls.failed", UPLOAD_TIMEOUT, unless=["upload.ok", "upload.rejected"])
+    assert mitm.readings() == [] and mitm.events() == []
