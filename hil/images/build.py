@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from hil.images.app_desc import AppDesc
 from hil.images.esp_image import MIN_APP_SIZE, build_app_image, build_bootloader_image
+from hil.images.fota_build import FOTA_ROLE, PACKAGED, package_images, package_intact
 from hil.images.index import INDEX_FILE, Artifact, Index, IndexMissingError, load_index
 from hil.images.keys import KEY_SPECS, KeyStore
 from hil.images.layout import MCUBOOT_HEADER_SIZE, FlashLayout, layout_for
@@ -39,8 +40,8 @@ DEFAULT_SIZE = 0x100000
 DEFAULT_CHIP = "esp32"
 LOCK_TIMEOUT = 300.0  # another process building the same directory: a full build takes seconds
 _SLOT_MARGIN = 0x2000  # room in a slot for the TLVs and MCUboot's swap trailer
-_SOURCES = ("app_desc.py", "app_keys.py", "bootloader_key.py", "build.py", "esp_image.py", "keys.py",
-            "layout.py", "nvs_gen.py", "signing.py", "variants.py")
+_SOURCES = ("app_desc.py", "app_keys.py", "bootloader_key.py", "build.py", "esp_image.py", "fota.py",
+            "fota_build.py", "keys.py", "layout.py", "nvs_gen.py", "signing.py", "variants.py")
 _TOOLS = ("esptool", "imgtool", "esp-idf-nvs-partition-gen")
 
 
@@ -98,6 +99,9 @@ def _intact(out: Path, fingerprint: str) -> Index | None:
         path = out / art.path
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != art.sha256:
             log.info("rebuilding %s: %s is missing or changed", out, art.path)
+            return None
+        if art.role == FOTA_ROLE and not package_intact(path.parent):
+            log.info("rebuilding %s: the ciphertext of FOTA package %s is missing or cut", out, art.path)
             return None
     return index
 
@@ -160,15 +164,22 @@ def _build(out: Path, keys: KeyStore, layout: FlashLayout, size: int, fingerprin
     with ThreadPoolExecutor() as pool:  # imgtool runs as subprocesses: threads overlap them
         signed = dict(zip(jobs, pool.map(sign, jobs)))
 
+    to_package: dict[str, tuple[bytes, str]] = {}
     for rel in RELEASES:
         data = signed[_SignJob(rel.version, rel.project, "mcuboot-signing-key", "hash")]
         arts.add(rel.name, f"{rel.name}.bin", data, role="app", version=rel.version,
                  offset=layout.primary_slot, boots=True)
+        to_package[rel.name] = (data, rel.version)
     for var in VARIANTS:
         base = signed[_SignJob(var.version, var.project, var.sign_with, var.public_key_format)]
         data, how = mutate(base, var.mutation)
         arts.add(var.name, f"variants/{var.name}.bin", data, role="variant", version=var.version,
                  offset=layout.primary_slot, boots=var.boots, note="; ".join(filter(None, (var.why, how))))
+        to_package[var.name] = (data, var.version)
+    for pkg in package_images(out, keys, {n: to_package[n] for n in PACKAGED}):
+        arts.add_file(pkg.name, pkg.manifest_path, role=FOTA_ROLE, version=pkg.package.manifest.version,
+                      note=f"FOTA package of {pkg.source} ({pkg.package.manifest.total_chunks} chunks): "
+                           f"{PACKAGED[pkg.source]}")
 
     identity = lab_identity(keys)
     nvs = build_nvs(identity, out / "nvs.bin", layout.nvs_size)
@@ -203,6 +214,11 @@ class _Artifacts:
         """Index a file that is already in place (a key)."""
         rel = Path(os.path.relpath(path, self.out)).as_posix()  # keys may live outside ``out``
         self._row(name, rel, path.read_bytes(), role, None, None, None, "TEST ONLY", fingerprint)
+
+    def add_file(self, name: str, path: Path, *, role: str, version: str, note: str) -> None:
+        """Index a file another writer put under ``out`` (a FOTA package's manifest)."""
+        rel = Path(os.path.relpath(path, self.out)).as_posix()
+        self._row(name, rel, path.read_bytes(), role, version, None, None, note, None)
 
     def _row(self, name, rel, data, role, version, offset, boots, note, fingerprint) -> None:
         self.items.append(Artifact(name=name, path=rel, role=role, version=version, offset=offset,

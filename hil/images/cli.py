@@ -1,4 +1,5 @@
-"""``hil images``: ``build`` every firmware artifact into a directory, ``info`` on any one file."""
+"""``hil images``: ``build`` every firmware artifact into a directory, ``info`` on any one file,
+``fota`` to package one signed image for the OTA server."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import logging
 from pathlib import Path
 
 from hil.images.build import DEFAULT_CHIP, DEFAULT_OUT, DEFAULT_SIZE, build_images
+from hil.images.fota import FotaFormatError
+from hil.images.fota_build import package_image
+from hil.images.keys import KeyFileError
 from hil.images.inspect import describe
 from hil.images.layout import LAYOUTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``hil images build`` and ``hil images info``."""
+    """Add ``hil images build``, ``hil images info`` and ``hil images fota``."""
     images = subparsers.add_parser("images", help="build signed images, variants, NVS and TEST ONLY keys")
     sub = images.add_subparsers(dest="images_command", metavar="ACTION", required=True)
 
@@ -30,6 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="say what a file is (image, variant, NVS, key, index)")
     info.add_argument("path", type=Path)
     info.set_defaults(func=_info)
+
+    fota = sub.add_parser("fota", help="package a signed image as OUT/VERSION/ (manifest + encrypted firmware)")
+    fota.add_argument("--image", type=Path, required=True, help="MCUboot-signed image, e.g. firmware_builds/app-v2.bin")
+    fota.add_argument("--version", required=True, help="version the server offers, x.y.z")
+    fota.add_argument("--out", type=Path, required=True, help="server firmware dir (hil server --firmware-dir)")
+    fota.add_argument("--keys", type=Path, default=DEFAULT_OUT / "keys",
+                      help="TEST ONLY keys: fota-signing-key.pem and fota-aes-key.hex (default %(default)s)")
+    fota.add_argument("--allow-version-mismatch", action="store_true",
+                      help="package even if the image header carries another version")
+    fota.set_defaults(func=_fota)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -51,4 +65,17 @@ def _info(args: argparse.Namespace) -> int:
         print(f"{args.path}: no such file")
         return 2
     print("\n".join(describe(args.path)))
+    return 0
+
+
+def _fota(args: argparse.Namespace) -> int:
+    try:
+        package = package_image(args.image, args.version, args.out, args.keys,
+                                allow_version_mismatch=args.allow_version_mismatch)
+    except (OSError, FotaFormatError, KeyFileError, ValueError) as exc:
+        print(f"hil images fota: {exc}")
+        return 2
+    m = package.manifest
+    print(f"{package.directory}: {m.file_name}, {m.file_size} bytes plaintext, {m.total_chunks} chunks of "
+          f"{m.chunk_size}, sha256 {m.sha256_hash}")
     return 0

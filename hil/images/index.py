@@ -3,7 +3,8 @@
 ``{"schema": 1, "chip": .., "input_fingerprint": .., "artifacts": [{"name", "path" (relative to
 the index), "role", "version", "offset", "boots", "chip", "sha256", "size", "note",
 "fingerprint"}]}``. ``offset`` is the flash offset of flashable artifacts (else ``null``);
-``boots`` says whether a correct bootloader accepts an image (``null`` for non-images).
+``boots`` says whether a correct bootloader accepts an image (``null`` for non-images). A
+``fota-package`` row points at the package's ``manifest.json`` (see ``hil.images.fota_build``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Iterable
 INDEX_FILE = "index.json"
 SCHEMA = 1
 ROLES = ("bootloader", "app", "nvs", "variant", "mcuboot-signing-key", "fota-signing-key",
-         "fota-aes-key", "attacker-key", "device-master-key", "device-registry")
+         "fota-aes-key", "attacker-key", "device-master-key", "device-registry", "fota-package")
 
 
 class IndexMissingError(FileNotFoundError):

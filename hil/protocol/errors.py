@@ -15,6 +15,9 @@ class ErrorCode(str, Enum):
     INVALID_HMAC = "INVALID_HMAC"
     REPLAY_ATTACK = "REPLAY_ATTACK"
     DECOMPRESSION_FAILED = "DECOMPRESSION_FAILED"
+    # OTA (PROTOCOL.md "Firmware over the air"): a version or chunk the server does not have.
+    CHUNK_NOT_FOUND = "CHUNK_NOT_FOUND"
+    VERSION_NOT_FOUND = "VERSION_NOT_FOUND"
     # Not upload codes: the admin API and unrouted requests answer in the same JSON shape.
     UNAUTHORIZED = "UNAUTHORIZED"
     NOT_FOUND = "NOT_FOUND"
@@ -34,6 +37,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_HMAC: 403,
     ErrorCode.REPLAY_ATTACK: 403,
     ErrorCode.DECOMPRESSION_FAILED: 400,
+    ErrorCode.CHUNK_NOT_FOUND: 404,
+    ErrorCode.VERSION_NOT_FOUND: 404,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,

@@ -1,4 +1,5 @@
-"""Admin blueprint (bearer token): security events, stored readings, device nonces, fault injection.
+"""Admin blueprint (bearer token): security events, stored readings, device nonces, OTA status reports,
+fault injection.
 
 Faults are stored generically as ``{"name", "params"}``; the OTA blueprint reads them
 (``server_state().storage.faults()``).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -48,10 +49,22 @@ def events() -> Response:
 @bp.get("/readings")
 def readings() -> Response:
     """``?device_id=&limit=`` → ``{"readings":[{device_id,nonce,received_at,timestamp,register,value}]}``."""
+    return _per_device("readings", server_state().storage.readings)
+
+
+@bp.get("/ota-status")
+def ota_status() -> Response:
+    """``?device_id=&limit=`` → ``{"statuses":[{id,time,device_id,peer,firmware_version,status,progress_percent,
+    error_code,error_message,old_version,rolled_back_to}]}`` (``POST /api/ota/status`` reports)."""
+    return _per_device("statuses", server_state().storage.ota_statuses)
+
+
+def _per_device(key: str, query: Callable[..., list[dict[str, Any]]]) -> Response:
+    """``{key: query(device_id, limit=)}`` for ``?device_id=&limit=``, or the limit's 400."""
     limit = _limit()
     if isinstance(limit, Response):
         return limit
-    return jsonify({"readings": server_state().storage.readings(request.args.get("device_id"), limit=limit)})
+    return jsonify({key: query(request.args.get("device_id"), limit=limit)})
 
 
 @bp.get("/devices")

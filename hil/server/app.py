@@ -1,8 +1,8 @@
 """The Flask app factory of the reference EcoWatt server.
 
-``create_app`` opens the database (the one piece of I/O); the caller owns the app and must call
-:func:`close_app` (``ServerHandle`` does). Blueprints: upload and admin now; OTA plugs in the same
-way (``app.register_blueprint``) and reads its state through ``hil.server.state.server_state()``.
+``create_app`` loads the FOTA packages and opens the database (its only I/O); the caller owns the app
+and must call :func:`close_app` (``ServerHandle`` does). Blueprints: upload, admin and OTA; they read
+their state through ``hil.server.state.server_state()`` (OTA also ``hil.server.ota.ota_state()``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from hil.protocol.errors import ErrorCode
-from hil.server import admin, upload
+from hil.server import admin, ota, upload
 from hil.server.config import ServerConfig
 from hil.server.defects import ServerDefects
 from hil.server.ratelimit import RateLimiter
@@ -27,6 +27,7 @@ _HTTP_CODES = {401: ErrorCode.UNAUTHORIZED, 404: ErrorCode.NOT_FOUND, 405: Error
 def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
     """Build the server app on *config*, with the named server *defects* active (see ``hil.server.defects``)."""
     active = ServerDefects(defects)  # validate before touching the database
+    ota_packages = ota.load_ota_state(config)  # a broken firmware dir stops the start, before the database opens
     storage = Storage(config.db_path).open()
     storage.register_devices(config.devices)
     app = Flask("hil.server")
@@ -36,6 +37,8 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
         limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock))
     app.register_blueprint(upload.bp)
     app.register_blueprint(admin.bp)
+    app.extensions[ota.OTA_EXTENSION_KEY] = ota_packages
+    app.register_blueprint(ota.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

@@ -21,8 +21,8 @@ TOKEN_ENV = "HIL_ADMIN_TOKEN"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hil server``."""
-    p = subparsers.add_parser("server", help="run the reference EcoWatt upload server",
-                              description="Serve POST /api/upload/data and /api/admin/* (PROTOCOL.md). "
+    p = subparsers.add_parser("server", help="run the reference EcoWatt upload and OTA server",
+                              description="Serve POST /api/upload/data, /api/ota/* and /api/admin/* (PROTOCOL.md). "
                                           "Prints its URL as the first line of stdout; SIGINT/SIGTERM stop it.")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="listen port, 0 = any free (default %(default)s)")
@@ -32,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"bearer token of the admin API (default: ${TOKEN_ENV}, which keeps it out of `ps`)")
     p.add_argument("--tls-cert", type=Path, help="server certificate (PEM); HTTPS when given with --tls-key")
     p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
-    p.add_argument("--firmware-dir", type=Path, help="FOTA packages to offer (used by the OTA endpoints)")
+    p.add_argument("--firmware-dir", type=Path,
+                   help="FOTA packages to offer, DIR/<version>/manifest.json (e.g. `hil images fota --out DIR`)")
+    p.add_argument("--attacker-key", type=Path,
+                   help="RSA key the wrong_signing_key OTA fault signs with (default: a throwaway key), "
+                        "e.g. firmware_builds/keys/attacker-key.pem")
     p.add_argument("--rate-limit", type=int, default=DEFAULT_RATE_LIMIT,
                    help="uploads per device per window, 0 = unlimited (default %(default)s)")
     p.add_argument("--rate-window", type=float, default=DEFAULT_RATE_WINDOW_S,
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig(db_path=args.db, devices=load_devices(args.devices), admin_token=args.admin_token,
                               rate_limit=args.rate_limit, rate_window_s=args.rate_window,
-                              firmware_dir=args.firmware_dir)
+                              firmware_dir=args.firmware_dir, attacker_key=args.attacker_key)
         handle = ServerHandle(config, host=args.host, port=args.port, defects=args.defect,
                               tls_cert=args.tls_cert, tls_key=args.tls_key)
     except (DeviceRegistryError, ValueError) as exc:

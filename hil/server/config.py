@@ -34,7 +34,8 @@ class ServerConfig:
     """Everything :func:`hil.server.create_app` needs.
 
     ``rate_limit`` uploads per ``rate_window_s`` per device; ``rate_limit=0`` disables limiting
-    (benchmarks). ``clock`` is monotonic seconds, injectable so tests need not wait a minute.
+    (benchmarks). ``firmware_dir`` holds the FOTA packages (``<dir>/<version>/``) the OTA endpoints
+    offer; ``attacker_key`` is the untrusted key of the ``wrong_signing_key`` fault. ``clock`` is monotonic seconds, injectable so tests need not wait a minute.
     """
 
     db_path: Path
@@ -44,6 +45,7 @@ class ServerConfig:
     rate_window_s: float = DEFAULT_RATE_WINDOW_S
     max_body_bytes: int = MAX_BODY_BYTES
     firmware_dir: Path | None = None
+    attacker_key: Path | None = None  # signs the OTA fault wrong_signing_key; None: a throwaway key
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:

@@ -28,7 +28,14 @@ CREATE INDEX IF NOT EXISTS readings_device ON readings (device_id, id);
 CREATE TABLE IF NOT EXISTS security_events (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, device_id TEXT, peer TEXT, code TEXT NOT NULL, detail TEXT);
 CREATE TABLE IF NOT EXISTS faults (id INTEGER PRIMARY KEY, name TEXT NOT NULL, params TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ota_status (
+    id INTEGER PRIMARY KEY, time REAL NOT NULL, device_id TEXT NOT NULL, peer TEXT, firmware_version TEXT NOT NULL,
+    status TEXT NOT NULL, progress_percent REAL, error_code TEXT, error_message TEXT, old_version TEXT,
+    rolled_back_to TEXT);
+CREATE INDEX IF NOT EXISTS ota_status_device ON ota_status (device_id, id);
 """
+OTA_STATUS_FIELDS = ("firmware_version", "status", "progress_percent", "error_code", "error_message", "old_version",
+                     "rolled_back_to")
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -154,12 +161,49 @@ class Storage:
             rows = db.execute("SELECT name, params FROM faults ORDER BY id").fetchall()
         return [{"name": name, "params": json.loads(params)} for name, params in rows]
 
+    def active_faults(self) -> list[dict[str, Any]]:
+        """Active faults with their row ``id`` (for :meth:`consume_fault`), in the order they were added."""
+        with self._connection() as db:
+            rows = db.execute("SELECT id, name, params FROM faults ORDER BY id").fetchall()
+        return [{"id": fid, "name": name, "params": json.loads(params)} for fid, name, params in rows]
+
+    def consume_fault(self, fault_id: int, *, default_times: int = 1) -> bool:
+        """Use one shot of a count-limited fault: atomically decrement its ``params.times`` (absent =
+        ``default_times``) iff it is still positive. False when spent or removed meanwhile, so of
+        concurrent requests exactly ``times`` fire."""
+        with self._connection() as db:
+            cur = db.execute("UPDATE faults SET params = json_set(params, '$.times', "
+                             "coalesce(json_extract(params, '$.times'), ?) - 1) "
+                             "WHERE id = ? AND coalesce(json_extract(params, '$.times'), ?) > 0",
+                             (default_times, fault_id, default_times))
+            return cur.rowcount == 1
+
     def clear_faults(self, name: str | None = None) -> int:
         """Remove every fault (or those called *name*); return how many were removed."""
         with self._connection() as db:
             if name is None:
                 return db.execute("DELETE FROM faults").rowcount
             return db.execute("DELETE FROM faults WHERE name = ?", (name,)).rowcount
+
+    # -- OTA status reports ----------------------------------------------------------------------
+    def record_ota_status(self, *, device_id: str, peer: str | None, report: dict[str, Any]) -> int:
+        """Store one validated ``POST /api/ota/status`` report; returns its row id."""
+        with self._connection() as db:
+            cur = db.execute("INSERT INTO ota_status (time, device_id, peer, " + ", ".join(OTA_STATUS_FIELDS) +
+                             ") VALUES (?, ?, ?" + ", ?" * len(OTA_STATUS_FIELDS) + ")",
+                             (time.time(), device_id, peer, *(report.get(k) for k in OTA_STATUS_FIELDS)))
+            return int(cur.lastrowid or 0)
+
+    def ota_statuses(self, device_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """OTA status reports, oldest first, optionally of one device."""
+        keys = ("id", "time", "device_id", "peer", *OTA_STATUS_FIELDS)
+        sql = f"SELECT {', '.join(keys)} FROM ota_status"
+        args: tuple[Any, ...] = ()
+        if device_id is not None:
+            sql, args = sql + " WHERE device_id = ?", (device_id,)
+        with self._connection() as db:
+            rows = db.execute(sql + " ORDER BY id LIMIT ?", args + (limit,)).fetchall()
+        return [dict(zip(keys, row)) for row in rows]
 
     # -- connections -----------------------------------------------------------------------------
     @contextmanager
