@@ -40,8 +40,23 @@ _DEFECTS: tuple[Defect, ...] = (
            "the upload HMAC covers the payload string only, not the nonce (server answers INVALID_HMAC)"),
     Defect("nonce-reused-on-retry", "upload",
            "a retried upload re-sends the nonce of the failed attempt instead of a new one"),
+    Defect("encrypt-flag-ignored", "upload",
+           "the provisioned encrypt setting is ignored: payloads go out compressed but in the clear"),
     Defect("tls-no-verify", "upload",
            "the HTTPS client does not verify the server certificate: a MITM certificate is accepted"),
+    Defect("ota-skip-hash", "ota",
+           "the OTA client never compares the image's SHA-256 with the manifest (bad_hash is installed)"),
+    Defect("ota-skip-signature", "ota",
+           "the OTA client never verifies the manifest's RSA-PSS signature (bad_signature, wrong_signing_key "
+           "are installed)"),
+    Defect("ota-accept-downgrade", "ota",
+           "the OTA client installs an offered version older than or equal to the running one"),
+    Defect("ota-confirm-before-selftest", "ota",
+           "a freshly swapped-in test image confirms itself at boot before its self-test: a failing image stays"),
+    Defect("ota-keep-partial-on-failure", "ota",
+           "a failed update leaves the downloaded bytes in the secondary slot instead of erasing it"),
+    Defect("ota-no-resume", "ota",
+           "a dropped connection or short chunk aborts the whole download instead of retrying that chunk"),
 )
 
 CATALOGUE = Catalogue("defect", "hil sim --list-defects", _DEFECTS)

@@ -126,14 +126,6 @@ def test_reboot_command_raises_reboot(board):
         boot(board, inputs=("reboot",))
 
 
-@pytest.mark.parametrize("command", ["ota check"])
-def test_unbuilt_features_answer_with_placeholder(board, command):
-    rt = boot(board, inputs=(command,))
-    assert any(ANSI.sub("", ln).endswith(f"console: {command} not supported by this firmware "
-                                          "build yet") and ln.startswith("\033[0;33mW (")
-               for ln in rt.lines)
-
-
 def test_boot_to_banner_is_fast(board):
     began = time.perf_counter()
     rt = boot(board)

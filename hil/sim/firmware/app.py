@@ -10,6 +10,8 @@ from hil.images.app_desc import AppDesc, find_app_desc
 from hil.sim.firmware.console import DEFAULT_COMMANDS, CommandTable, serve
 from hil.sim.firmware.identity import DeviceIdentity, NvsStore
 from hil.sim.firmware.idf_log import IdfLog
+from hil.sim.firmware.ota import OtaTimer
+from hil.sim.firmware.ota_boot import check_update_outcome
 from hil.sim.firmware.upload import UploadTimer
 from hil.sim.runtime import Reboot, Runtime
 
@@ -33,6 +35,8 @@ class Device:
     commands: CommandTable = field(default=DEFAULT_COMMANDS)
     # One network/NVS job at a time: console commands and timer tasks run on different threads.
     net_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # esp_restart() called by a task other than the console's (the OTA timer): the console loop does it.
+    _restart: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -40,6 +44,14 @@ class Device:
         if "app-version-hardcoded" in self.rt.defects:
             return HARDCODED_VERSION
         return self.desc.version
+
+    def request_restart(self, reason: str) -> None:
+        """Ask for a software reset from a background task; :meth:`restart_pending` reports it."""
+        self._restart.append(reason)
+
+    def restart_pending(self) -> str | None:
+        """The reason of a restart a background task asked for, if any."""
+        return self._restart[0] if self._restart else None
 
     def commit_nonce(self, nonce: int) -> None:
         """Persist a new nonce (NVS first: a crash after this never reuses it)."""
@@ -93,8 +105,10 @@ def start(rt: Runtime, booted: "BootedImage", commands: CommandTable = DEFAULT_C
 
 
 def run_app(rt: Runtime, booted: "BootedImage") -> None:
-    """The app: start up, then serve the console until reset (``Reboot``/``Halted``); the periodic
-    upload task runs alongside and is stopped when the app ends."""
+    """The app: start up, settle an OTA update it booted into or out of (self-test, confirm, report),
+    then serve the console until reset (``Reboot``/``Halted``); the periodic upload and OTA tasks
+    run alongside and are stopped when the app ends."""
     device = start(rt, booted)
-    with UploadTimer.from_nvs(device):
+    check_update_outcome(device)
+    with UploadTimer.from_nvs(device), OtaTimer.from_nvs(device):
         serve(device)

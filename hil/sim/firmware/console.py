@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from hil.sim.firmware.ota import cmd_ota_check
 from hil.sim.firmware.upload import cmd_upload
 from hil.sim.runtime import Reboot
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from hil.sim.firmware.app import Device
 
 Handler = Callable[["Device", list[str]], None]
+RESTART_POLL_S = 0.1  # how often the console task looks for an esp_restart() from another task
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,6 @@ def cmd_reboot(device: "Device", args: list[str]) -> None:
     raise Reboot("console reboot")
 
 
-def not_built(name: str) -> Handler:
-    """Placeholder handler for a feature this firmware build does not have yet."""
-    def handler(device: "Device", args: list[str]) -> None:
-        device.log.w("console", f"{name} not supported by this firmware build yet")
-    return handler
-
-
 def cmd_help(device: "Device", args: list[str]) -> None:
     """List the commands."""
     for name in device.commands.names():
@@ -81,14 +76,18 @@ DEFAULT_COMMANDS = CommandTable([
     Command("reboot", cmd_reboot, "restart the chip"),
     Command("help", cmd_help, "list commands"),
     Command("upload", cmd_upload, "run one upload cycle now"),
-    Command("ota check", not_built("ota check"), "check the server for a firmware update"),
+    Command("ota check", cmd_ota_check, "check the server for a firmware update and install it"),
 ])
 
 
 def serve(device: "Device") -> None:
-    """Read console lines forever and run them. Ends by ``Reboot`` or ``Halted``."""
+    """Read console lines forever and run them. Ends by ``Reboot`` or ``Halted``; a restart a
+    background task asked for is carried out within :data:`RESTART_POLL_S`."""
     while True:
-        line = device.rt.read_line(timeout=None)
+        reason = device.restart_pending()
+        if reason is not None:
+            raise Reboot(reason)
+        line = device.rt.read_line(timeout=RESTART_POLL_S)
         if line is None or not line.strip():
             continue
         found = device.commands.lookup(line.strip())

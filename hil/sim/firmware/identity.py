@@ -12,6 +12,7 @@ from hil.sim.runtime import Runtime
 NAMESPACE = "ecowatt"
 DEFAULT_PSK_ID = "iotlab2024"
 DEFAULT_PSK = b"secretkey123456"
+OTA_FROM, OTA_TO = "ota_from", "ota_to"  # the OTA attempt in flight across the update reboot
 
 
 def _as_bytes(value: int | str | bytes | None) -> bytes:
@@ -43,8 +44,17 @@ class DeviceIdentity:
                 f"server_url={self.server_url!r}, secrets=<redacted>)")
 
 
+@dataclass(frozen=True)
+class OtaAttempt:
+    """An update the app rebooted into: the version it left and the one it asked MCUboot to test."""
+
+    from_version: str
+    to_version: str
+
+
 class NvsStore:
-    """The app's NVS partition: load the identity, commit a new nonce (power-cut safe)."""
+    """The app's NVS partition: load the identity, commit a new nonce, record an OTA attempt (all
+    writes power-cut safe, the NVS way)."""
 
     def __init__(self, rt: Runtime) -> None:
         layout = layout_for(rt.chip.name)
@@ -77,6 +87,29 @@ class NvsStore:
             ca_cert=str(get("ca_cert") or ""),
         )
         return identity, image.errors
+
+    def setting_u32(self, key: str) -> int:
+        """``ecowatt/<key>`` as an unsigned setting (timer periods); 0 when absent or not an integer."""
+        value = self._writer.read().get(NAMESPACE, key)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    def ota_attempt(self) -> OtaAttempt | None:
+        """The update recorded before the last OTA reboot (``ota_from``/``ota_to``), if any."""
+        image = self._writer.read()
+        old, new = image.get(NAMESPACE, OTA_FROM), image.get(NAMESPACE, OTA_TO)
+        if isinstance(old, str) and isinstance(new, str) and old and new:
+            return OtaAttempt(old, new)
+        return None
+
+    def record_ota_attempt(self, attempt: OtaAttempt) -> None:
+        """Persist *attempt*; ``ota_to`` goes last, so a power cut in between leaves no half record."""
+        self._writer.set(NAMESPACE, OTA_FROM, attempt.from_version, nvs.ItemType.SZ)
+        self._writer.set(NAMESPACE, OTA_TO, attempt.to_version, nvs.ItemType.SZ)
+
+    def clear_ota_attempt(self) -> None:
+        """Forget the recorded attempt (``ota_to`` first: the record is void from that write on)."""
+        self._writer.set(NAMESPACE, OTA_TO, "", nvs.ItemType.SZ)
+        self._writer.set(NAMESPACE, OTA_FROM, "", nvs.ItemType.SZ)
 
     def commit_nonce(self, nonce: int) -> None:
         """Write ``nonce`` as the new NVS ``ecowatt/nonce`` (u32), the NVS way."""

@@ -9,6 +9,8 @@ failure raises :class:`TlsError` before a single byte of the request is sent.
 from __future__ import annotations
 
 import http.client
+import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ WIFI_MSS = 1400                 # bytes; what an ESP32 station's lwIP negotiates
 DEFAULT_TIMEOUT_S = 5.0         # esp_http_client's default timeout_ms
 MAX_REPLY_BYTES = 16 * 1024     # the firmware's response buffer
 DEFAULT_SOURCE = "127.0.0.1"
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 
 
 class NetError(OSError):
@@ -66,6 +69,19 @@ class HttpReply:
 
     status: int
     body: bytes
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status < 300
+
+    def error_code(self) -> str:
+        """The body's ``error_code`` if it is a well-formed code, else ``-`` (server text is not echoed)."""
+        try:
+            code = json.loads(self.body).get("error_code")
+        except (ValueError, AttributeError, RecursionError):
+            return "-"
+        return code if isinstance(code, str) and _CODE.fullmatch(code) else "-"
 
 
 def open_socket(host: str, port: int, *, source: str | None = DEFAULT_SOURCE,
@@ -116,22 +132,49 @@ def post_json(endpoint: Endpoint, path: str, body: bytes, *, ca_pem: str = "", v
     Raises :class:`TlsError` when the handshake fails (nothing was sent) and :class:`NetError` for
     any other failure to get a reply.
     """
+    return _request(endpoint, "POST", path, body, ca_pem=ca_pem, verify=verify, source=source,
+                    timeout=timeout, on_sent=on_sent, max_bytes=MAX_REPLY_BYTES)
+
+
+def get(endpoint: Endpoint, path: str, *, ca_pem: str = "", verify: bool = True,
+        source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S,
+        max_bytes: int = MAX_REPLY_BYTES) -> HttpReply:
+    """GET *path* (query included) on one new connection; at most *max_bytes* of the body are read.
+
+    A body cut short of its ``Content-Length`` (connection dropped mid-reply) is a :class:`NetError`,
+    like a timeout or a refused connection; :class:`TlsError` as for :func:`post_json`.
+    """
+    return _request(endpoint, "GET", path, None, ca_pem=ca_pem, verify=verify, source=source,
+                    timeout=timeout, on_sent=None, max_bytes=max_bytes)
+
+
+def _request(endpoint: Endpoint, method: str, path: str, body: bytes | None, *, ca_pem: str, verify: bool,
+             source: str | None, timeout: float, on_sent: Callable[[], None] | None,
+             max_bytes: int) -> HttpReply:
+    """One request on its own connection (MSS clamp, source address, TLS against *ca_pem*)."""
     ctx = tls_context(ca_pem, verify=verify) if endpoint.scheme == "https" else None
     sock = open_socket(endpoint.host, endpoint.port, source=source, timeout=timeout)
     if ctx is not None:
         sock = _handshake(ctx, sock, endpoint)
     conn = _Connection(endpoint, sock, timeout)
+    headers = {"User-Agent": "ESP32 HTTP Client/1.0"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
-        conn.request("POST", endpoint.base_path + path, body=body,
-                     headers={"Content-Type": "application/json", "User-Agent": "ESP32 HTTP Client/1.0"})
+        conn.request(method, endpoint.base_path + path, body=body, headers=headers)
         if on_sent is not None:
             on_sent()
         response = conn.getresponse()
-        return HttpReply(response.status, response.read(MAX_REPLY_BYTES))
+        data = response.read(max_bytes)
+        missing = response.length or 0  # what Content-Length promised and never came
     except (OSError, http.client.HTTPException) as exc:
         raise NetError(f"request to {endpoint.host}:{endpoint.port} failed: {_describe(exc)}") from None
     finally:
         conn.close()
+    if missing and len(data) < max_bytes:
+        raise NetError(f"request to {endpoint.host}:{endpoint.port} failed: connection closed after "
+                       f"{len(data)} of {len(data) + missing} bytes")
+    return HttpReply(response.status, data)
 
 
 def _handshake(ctx: ssl.SSLContext, sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:

@@ -12,7 +12,7 @@ NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = 
 
 Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_next_nonce`),
 ``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (:func:`_packet`),
-``tls-no-verify`` (:func:`_send`).
+``tls-no-verify`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
-import logging
 import math
-import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,17 +31,16 @@ from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, NONCE_MAX, UploadPacket, build_packet
 from hil.sim.firmware import net
 from hil.sim.firmware.identity import NAMESPACE
-from hil.sim.runtime import Halted, Runtime
+from hil.sim.firmware.timer import PeriodicTask
+from hil.sim.runtime import Runtime
 
 if TYPE_CHECKING:
     from hil.sim.firmware.app import Device
 
-_host_log = logging.getLogger("hil.sim")  # the simulator host's log, not the UART
 UPLOAD_PATH = "/api/upload/data"
 MAX_ATTEMPTS = 3            # first try + 2 retries
 RETRY_DELAY_S = 1.0         # device time between attempts
 TAG = "upload"
-_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 # Nominal value and swing of each register (an inverter around midday).
 _NOMINAL = {"Vac1": (230.0, 3.0), "Iac1": (4.3, 0.4), "Fac1": (50.0, 0.05), "Vpv1": (320.0, 12.0),
             "Vpv2": (310.0, 12.0), "Ipv1": (5.1, 0.6), "Ipv2": (4.8, 0.6), "Temp": (38.0, 4.0),
@@ -142,7 +137,7 @@ def _next_nonce(device: "Device") -> int | None:
 def _packet(device: "Device", settings: UploadSettings, readings: Readings, nonce: int) -> UploadPacket:
     ident = device.identity
     assert ident is not None
-    aes_key = ident.aes_key if settings.encrypt else None
+    aes_key = ident.aes_key if settings.encrypt and "encrypt-flag-ignored" not in device.rt.defects else None
     packet = build_packet(readings, nonce=nonce, hmac_key=ident.hmac_key, aes_key=aes_key)
     if "mac-over-payload-only" in device.rt.defects:
         mac = hmac.new(ident.hmac_key, packet.payload.encode("ascii"), hashlib.sha256).hexdigest()
@@ -168,71 +163,21 @@ def _send(device: "Device", endpoint: net.Endpoint, packet: UploadPacket, count:
     except net.NetError as exc:
         log.e(TAG, f"Upload failed: {exc.reason}, nonce {packet.nonce}")
         return "retry"
-    if 200 <= reply.status < 300:
+    if reply.ok:
         log.i(TAG, f"Upload successful (HTTP {reply.status}), nonce {packet.nonce}, {count} readings")
         return "ok"
-    log.e(TAG, f"Upload rejected (HTTP {reply.status} {_error_code(reply.body)}), nonce {packet.nonce}")
+    log.e(TAG, f"Upload rejected (HTTP {reply.status} {reply.error_code()}), nonce {packet.nonce}")
     return "retry" if reply.status >= 500 else "final"
 
 
-def _error_code(body: bytes) -> str:
-    """The reply's ``error_code`` if it is a well-formed code, else ``-`` (server text is not echoed)."""
-    try:
-        code = json.loads(body).get("error_code")
-    except (ValueError, AttributeError):
-        return "-"
-    return code if isinstance(code, str) and _CODE.fullmatch(code) else "-"
-
-
-class UploadTimer:
-    """The periodic upload task: every ``upload_period_s`` seconds one :func:`upload_cycle`.
-
-    Use as a context manager around the console loop. The task ends when the app ends (console
-    reboot, reset, power cut): a software reboot does not stop the runtime, so the app stops the
-    task explicitly rather than leaving it to the next ``Halted``.
-    """
+class UploadTimer(PeriodicTask):
+    """The periodic upload task: every ``upload_period_s`` seconds one :func:`upload_cycle`."""
 
     def __init__(self, device: "Device", period_s: float) -> None:
-        self._device = device
-        self.period_s = period_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(device, period_s, upload_cycle, name="upload-timer", tag=TAG, what="upload")
 
     @classmethod
     def from_nvs(cls, device: "Device") -> "UploadTimer":
         """A timer with the provisioned period (disabled when 0, absent or unprovisioned)."""
         period = UploadSettings.load(device.rt).period_s if device.identity is not None else 0
         return cls(device, period)
-
-    def start(self) -> "UploadTimer":
-        """Start the task (no-op when the period is 0)."""
-        if self.period_s > 0 and self._thread is None:
-            self._device.log.i(TAG, f"Periodic upload every {self.period_s:g} s")
-            self._thread = threading.Thread(target=self._run, name="upload-timer", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2 * net.DEFAULT_TIMEOUT_S) -> None:
-        """Stop the task and wait for a running cycle to end (its runtime calls raise ``Halted``)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():  # not raised: it would mask the Reboot/Halted that ended the app
-                _host_log.warning("upload timer still running %.0f s after the app stopped (blocked in a network "
-                            "call?)", timeout)
-
-    def _run(self) -> None:
-        rt = self._device.rt
-        try:
-            while not self._stop.wait(self.period_s):
-                rt.wait(0)  # raises Halted if the chip stopped during the period
-                upload_cycle(self._device)
-        except Halted:
-            return
-
-    def __enter__(self) -> "UploadTimer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
