@@ -23,4 +23,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                default=0, type=int, metavar="BAUD"),
     OptionSpec("reflash", "write every region even when its flash MD5 already matches",
                default=False, action="store_true"),
+    OptionSpec("power-cut-sweep", "power-cut sweeps cut at a spread sample of the points of an update "
+               "(sample) or at every point, every chunk included (all)", default="sample", metavar="MODE"),
+    OptionSpec("power-cut-samples", "how many points a sampled power-cut sweep takes", default=12, type=int,
+               metavar="N"),
 )

@@ -9,6 +9,8 @@ import pytest
 
 from hil.board.options import OPTIONS as BOARD_OPTIONS
 from hil.plugin.options import OptionSpec, read_option
+from hil.net.options import CAPTURE_MODES
+from hil.net.options import OPTIONS as NET_OPTIONS
 from hil.server.options import OPTIONS as SERVER_OPTIONS
 
 # Board options (inventory, locks, profile, flashing) belong to hil.board; these are the ones of
@@ -25,7 +27,7 @@ FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
                default="firmware_builds", metavar="DIR"),
     OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
 )
-ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS
+ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS + NET_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class HilSettings:
     server_url: str | None = None
     server_ca: Path | None = None
     server_defects: tuple[str, ...] = ()
+    capture_mode: str = "auto"
+    power_cut_sweep: str = "sample"
+    power_cut_samples: int = 12
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -77,7 +82,18 @@ class HilSettings:
             server_url=opt["hil_server_url"],
             server_ca=path(opt["hil_server_ca"]),
             server_defects=tuple(opt["hil_server_defect"] or ()),
+            capture_mode=_choice(opt, "hil_capture_mode", CAPTURE_MODES),
+            power_cut_sweep=_choice(opt, "hil_power_cut_sweep", ("sample", "all")),
+            power_cut_samples=int(opt["hil_power_cut_samples"]),
         )
+
+
+def _choice(opt: dict, dest: str, choices: tuple[str, ...]) -> str:
+    value = opt[dest]
+    if value not in choices:
+        flag = "--" + dest.replace("_", "-")
+        raise pytest.UsageError(f"{flag} {value!r}: expected one of {', '.join(choices)}")
+    return value
 
 
 SETTINGS_KEY = pytest.StashKey[HilSettings]()
