@@ -69,7 +69,8 @@ def test_nonces_increase_across_resets_and_power_cuts(provisioned_board: Board, 
     lost = first + 2  # committed to NVS, then the power went before it was sent
     console.expect_event("nonce.loaded", BOOT_TIMEOUT, nonce=str(lost))
     upload_now(board, lost + 1)
-    assert server.last_nonce(device.device_id) == lost + 1
+    if server.builtin:
+        assert server.last_nonce(device.device_id) == lost + 1
 
 
 @pytest.mark.stride("S", "T", threat="forged packets burn the device's nonces (denial of its next upload)")
@@ -83,7 +84,7 @@ def test_forged_mac_refused_without_burning_nonce(provisioned_board: Board, devi
     forged = flip_mac(with_nonce(sent, sent.nonce + 1))
     reply = attacker.send(forged)
     assert (reply.status, reply_json(reply).get("error_code")) == (403, "INVALID_HMAC"), reply.body
-    if server.handle is not None:
+    if server.builtin:
         assert [e["code"] for e in server.events(device_id=device.device_id)] == ["INVALID_HMAC"]
     upload_now(provisioned_board, sent.nonce + 1)
 
@@ -97,15 +98,15 @@ def test_tampered_packets_refused(provisioned_board: Board, device: DeviceIdenti
     nothing; the last nonce stays the board's."""
     upload_now(provisioned_board, device.nonce + 1)
     (sent,) = attacker.captured_uploads()
-    stored_before = len(server.readings(device.device_id))
     outcomes = []
     for forged in mutations(sent, key=None):
         reply = attacker.send(forged.packet)
         outcomes.append(f"{forged.name}: HTTP {reply.status} {reply_json(reply).get('error_code')}")
         assert 400 <= (reply.status or 0) < 500, outcomes[-1]
     evidence.attach_text("forgeries", "\n".join(outcomes))
-    assert len(server.readings(device.device_id)) == stored_before
-    assert server.last_nonce(device.device_id) == sent.nonce
+    if server.builtin:  # only the board's own upload is stored, and its nonce is still the last
+        assert {r["nonce"] for r in server.readings(device.device_id)} == {sent.nonce}
+        assert server.last_nonce(device.device_id) == sent.nonce
 
 
 @pytest.mark.stride("I", "T", threat="readings readable on the wire, or altered by encryption")

@@ -32,4 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from hil.server.defects import CATALOGUE as SERVER_DEFECTS  # imported late: `hil --help` stays cheap
+    from hil.sim.defects import CATALOGUE as BOARD_DEFECTS
+
+    defect_proof.check_declared(items, {d.name for d in BOARD_DEFECTS} | {d.name for d in SERVER_DEFECTS})
     defect_proof.select_for_proof(config, items, settings(config).defects)

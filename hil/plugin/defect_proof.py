@@ -24,6 +24,15 @@ def declared_defects(item: pytest.Item) -> set[str]:
     return {name for mark in item.iter_markers("fails_with") for name in mark.args}
 
 
+def check_declared(items: list[pytest.Item], known: set[str]) -> None:
+    """Refuse a ``fails_with`` naming a defect no catalogue has (a typo would prove nothing)."""
+    for item in items:
+        unknown = sorted(declared_defects(item) - known)
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid}: fails_with names unknown defects {unknown}; see "
+                                    "`hil sim --list-defects` and `hil server --list-defects`")
+
+
 def select_for_proof(config: pytest.Config, items: list[pytest.Item], defects: tuple[str, ...]) -> None:
     """Deselect what does not claim ``defects[0]``; make the rest strict expected failures."""
     if not read_option(config, OPTIONS[0]):
