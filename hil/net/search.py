@@ -3,11 +3,16 @@
 A secret split across two TCP segments is invisible to a per-packet grep; here every TCP direction
 is searched as one reassembled byte string and every UDP datagram as a unit. Hits carry where they
 are, never the needle itself, so a search for a key can be reported without leaking the key.
+:func:`search_decoded` also undoes the transfer encodings a passive observer can undo without a key
+(base64 runs, then zlib), so a payload that is only compressed does not pass for encrypted.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import re
+import zlib
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -55,6 +60,41 @@ def search(flows: Iterable[Flow], needle: bytes | str, *, encodings: tuple[str, 
 def contains(flows: Iterable[Flow], needle: bytes | str, **kwargs: tuple[str, ...]) -> bool:
     """Whether :func:`search` finds *needle* anywhere."""
     return bool(search(flows, needle, **kwargs))
+
+
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
+MAX_INFLATED = 1 << 20  # bound on what one base64 run may inflate to (a zlib bomb stays cheap)
+
+
+def search_decoded(flows: Iterable[Flow], needle: bytes | str) -> list[Hit]:
+    """Every occurrence of *needle* inside the base64 runs of *flows*' streams once decoded, and
+    inflated when they hold a zlib stream (encoding ``base64`` / ``base64+zlib``; the offset is the
+    run's). What anyone on the wire reads of a payload that is compressed but not encrypted."""
+    raw = needle.encode("utf-8") if isinstance(needle, str) else bytes(needle)
+    if not raw:
+        raise ValueError("search needle is empty")
+    hits: list[Hit] = []
+    for flow in flows:
+        for direction in ("c2s", "s2c"):
+            for index, data in _units(flow, direction):
+                for match in _BASE64_RUN.finditer(data):
+                    encoding, plain = _decode_run(match.group())
+                    if plain is not None and raw in plain:
+                        hits.append(Hit(flow.key, direction, match.start(), match.end() - match.start(),
+                                        encoding, index))
+    return hits
+
+
+def _decode_run(run: bytes) -> tuple[str, bytes | None]:
+    try:
+        decoded = base64.b64decode(run + b"=" * (-len(run) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return "base64", None
+    inflater = zlib.decompressobj()
+    try:
+        return "base64+zlib", inflater.decompress(decoded, MAX_INFLATED)
+    except zlib.error:
+        return "base64", decoded
 
 
 def _units(flow: Flow, direction: Direction) -> list[tuple[int | None, bytes]]:

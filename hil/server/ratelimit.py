@@ -1,11 +1,17 @@
-"""Per-device sliding-window rate limiter for uploads (default 10 per 60 s, PROTOCOL.md)."""
+"""Sliding-window rate limiter for uploads (default 10 per 60 s per device and peer address).
+
+*Resolved* (PROTOCOL.md says "per device"): the key is the device id **and** the peer address. A
+limit keyed on the device id alone lets anyone who captured one packet exhaust that device's quota
+with replays (they carry a valid MAC and only fail later, at the nonce check), which blocks the
+device's genuine uploads; the ``rate-limit-per-device`` server defect keeps that behaviour.
+"""
 
 from __future__ import annotations
 
 import math
 import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, Hashable
 
 
 class RateLimiter:
@@ -19,10 +25,10 @@ class RateLimiter:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[Hashable, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> int | None:
+    def acquire(self, key: Hashable) -> int | None:
         """Record one attempt; return ``None`` if allowed, else whole seconds until one is (≥ 1)."""
         if self.limit == 0:
             return None

@@ -7,9 +7,10 @@ Unauthenticated input never changes state: the nonce moves only after the MAC ve
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
@@ -17,6 +18,7 @@ from hil.protocol.readings import decode_readings, valid_device_id
 from hil.protocol.upload import UploadPacket, check_readings_owner, open_payload, parse_packet, verify_mac
 from hil.server.config import DeviceKeys
 from hil.server.state import ServerState, reject, server_state
+from hil.server.storage import NonceDecision
 
 bp = Blueprint("upload", __name__)
 UPLOAD_PATH = "/api/upload/data"
@@ -54,7 +56,8 @@ def upload() -> Response:
         return reject(ErrorCode.DEVICE_NOT_FOUND, f"device {packet.device_id} is not registered",
                       device_id=packet.device_id)
     if "no-rate-limit" not in state.defects:
-        retry_after = state.limiter.acquire(packet.device_id)
+        per_device = "rate-limit-per-device" in state.defects
+        retry_after = state.limiter.acquire((packet.device_id, None if per_device else request.remote_addr))
         if retry_after is not None:
             return reject(ErrorCode.RATE_LIMIT_EXCEEDED, f"too many uploads from {packet.device_id}",
                           device_id=packet.device_id, detail=f"nonce {packet.nonce}; retry after {retry_after} s",
@@ -85,8 +88,11 @@ def _check_mac(device: DeviceKeys, packet: UploadPacket) -> Response | None:
 
 
 def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
-    decision = state.storage.advance_nonce(packet.device_id, packet.nonce,
-                                           allow_equal="replay-allowed-equal-nonce" in state.defects)
+    allow_equal = "replay-allowed-equal-nonce" in state.defects
+    if "nonces-in-memory" in state.defects:
+        decision = _memory_nonces().advance(packet.device_id, packet.nonce, allow_equal=allow_equal)
+    else:
+        decision = state.storage.advance_nonce(packet.device_id, packet.nonce, allow_equal=allow_equal)
     if decision.accepted:
         return None
     return reject(ErrorCode.REPLAY_ATTACK, "nonce is not greater than the last accepted nonce",
@@ -97,13 +103,36 @@ def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
 def _accept(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Response:
     try:
         readings = decode_readings(open_payload(packet, aes_key=device.aes_key))
-        check_readings_owner(packet, readings)
+        if "plaintext-device-id-trusted" not in state.defects:  # the defect stores under the plaintext's id
+            check_readings_owner(packet, readings)
     except ProtocolError as exc:
         return reject(exc.code, exc.message, device_id=packet.device_id, detail=f"nonce {packet.nonce}: {exc.message}")
     state.storage.store_readings(packet.nonce, readings)
     result: dict[str, Any] = {"status": "success", "samples_received": len(readings.readings),
                               "nonce_updated": packet.nonce}
     return jsonify(result)
+
+
+class _MemoryNonces:
+    """The ``nonces-in-memory`` defect: last nonces in a per-app dict, gone when the process restarts."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def advance(self, device_id: str, nonce: int, *, allow_equal: bool) -> NonceDecision:
+        """The same compare-and-advance as the database's, on the dict."""
+        with self._lock:
+            last = self._last.get(device_id)
+            if last is None or nonce > last or (allow_equal and nonce == last):
+                self._last[device_id] = nonce
+                return NonceDecision(True, None)
+            return NonceDecision(False, last)
+
+
+def _memory_nonces() -> _MemoryNonces:
+    # Per app instance (a restarted server is a new app), never module-global.
+    return current_app.extensions.setdefault("hil.server.memory_nonces", _MemoryNonces())
 
 
 def _internal_error() -> Response:

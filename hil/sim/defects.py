@@ -44,6 +44,9 @@ _DEFECTS: tuple[Defect, ...] = (
            "the provisioned encrypt setting is ignored: payloads go out compressed but in the clear"),
     Defect("tls-no-verify", "upload",
            "the HTTPS client does not verify the server certificate: a MITM certificate is accepted"),
+    Defect("https-downgrade-to-http", "upload",
+           "when the TLS handshake fails the upload is re-sent over plain HTTP to the same host and port "
+           "(a 'compatibility' fallback): an attacker who breaks the handshake reads the packet"),
     Defect("ota-skip-hash", "ota",
            "the OTA client never compares the image's SHA-256 with the manifest (bad_hash is installed)"),
     Defect("ota-skip-signature", "ota",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import zlib
+
 import pytest
 
 from hil.net.flows import build_flows
-from hil.net.search import contains, search
+from hil.net.search import contains, search, search_decoded
 from hil.net.synth import TcpConversation, udp_frame
 
 KEY = bytes(range(100, 132))
@@ -46,3 +50,18 @@ def test_empty_needle_and_unknown_encoding_are_errors() -> None:
         search([], b"")
     with pytest.raises(ValueError):
         search([], b"x", encodings=("rot13",))
+
+
+def test_decoded_search_sees_through_base64_and_zlib_but_not_encryption() -> None:
+    plain = b'{"readings":[{"register":"Vac1","value":230.12}]}'
+    compressed = b'{"payload":"' + base64.b64encode(zlib.compress(plain)) + b'"}'
+    flows = _flow(compressed, mss=20)  # the base64 run spans several segments
+    assert search(flows, '"value":230.12') == []  # not in the raw stream
+    (hit,) = search_decoded(flows, '"value":230.12')
+    assert hit.encoding == "base64+zlib" and hit.offset == len(b'{"payload":"')
+    assert search_decoded(_flow(b'{"payload":"' + base64.b64encode(plain) + b'"}', mss=20), "230.12")[0].encoding \
+        == "base64"
+    random_blob = b'{"payload":"' + base64.b64encode(os.urandom(64)) + b'"}'
+    assert search_decoded(_flow(random_blob, mss=20), '"value":230.12') == []
+    with pytest.raises(ValueError):
+        search_decoded(flows, "")

@@ -61,12 +61,12 @@ def forged(nonce: int, device_id: str = "EW-0001") -> dict[str, Any]:
     return doc(nonce, device_id, mac="0" * 64)
 
 
-def post(client: Any, body: dict | bytes | UploadPacket) -> tuple[int, dict[str, Any]]:
-    """POST an upload body; return (status, JSON reply)."""
+def post(client: Any, body: dict | bytes | UploadPacket, *, peer: str = "127.0.0.1") -> tuple[int, dict[str, Any]]:
+    """POST an upload body from *peer*; return (status, JSON reply)."""
     if isinstance(body, UploadPacket):
         body = body.to_json()
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    reply = client.post(UPLOAD, data=data, content_type="application/json")
+    reply = client.post(UPLOAD, data=data, content_type="application/json", environ_overrides={"REMOTE_ADDR": peer})
     return reply.status_code, reply.get_json(silent=True) or {}
 
 

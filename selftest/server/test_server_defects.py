@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pytest
-from helpers_server import doc, forged, packet, post, readings
+from helpers_server import DEVICES, doc, forged, packet, post, readings
 
+from hil.net.forge import craft
 from hil.protocol.upload import MAX_BODY_BYTES, build_packet
 from hil.server.defects import CATALOGUE, ServerDefects, UnknownServerDefectError
-from hil.server import ServerHandle
+from hil.server import ServerHandle, close_app, create_app
+from hil.server.state import EXTENSION_KEY
 
 
 def burn_then_valid(client: Any) -> int:
@@ -47,16 +49,40 @@ def nonce_as_string(client: Any) -> int:
     return post(client, doc("10001"))[0]
 
 
+def replay_after_restart(client: Any) -> int:
+    post(client, packet(10001))
+    state = client.application.extensions[EXTENSION_KEY]
+    restarted = create_app(state.config, defects=tuple(state.defects))  # same database, new process state
+    try:
+        return post(restarted.test_client(), packet(10001))[0]
+    finally:
+        close_app(restarted)
+
+
+def plaintext_names_other_device(client: Any) -> int:
+    signed_by_a = craft("EW-0001", 10001, readings("EW-0002"), key=DEVICES["EW-0001"].hmac_key)
+    return post(client, signed_by_a)[0]
+
+
+def replayed_elsewhere_then_valid(client: Any) -> int:
+    for _ in range(11):  # the device's own packet, replayed by someone else past the limit
+        post(client, packet(10001), peer="10.9.9.9")
+    return post(client, packet(10002), peer="10.0.0.23")[0]
+
+
 # defect -> (probe, status on the reference server, status with the defect)
 FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
     "nonce-advanced-before-mac": (burn_then_valid, 200, 403),
     "missing-fields-skip-checks": (missing_mac, 400, 200),
     "replay-allowed-equal-nonce": (replay_same, 403, 200),
     "no-rate-limit": (eleventh_upload, 429, 200),
+    "rate-limit-per-device": (replayed_elsewhere_then_valid, 200, 429),
     "malformed-json-500": (malformed, 400, 500),
     "no-body-limit": (oversized_valid, 413, 200),
     "unknown-device-accepted": (unknown_device, 404, 200),
     "field-type-errors-500": (nonce_as_string, 400, 500),
+    "nonces-in-memory": (replay_after_restart, 403, 200),
+    "plaintext-device-id-trusted": (plaintext_names_other_device, 400, 200),
 }
 
 

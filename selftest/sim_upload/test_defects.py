@@ -94,3 +94,12 @@ def test_power_cut_never_leads_to_nonce_reuse(make_server, make_device, checkpoi
     rt2, device2 = make_device(server.url, flash=rt.flash)  # power back: a fresh boot, same flash
     assert upload_cycle(device2)
     assert event(rt2, "upload.ok")[0]["nonce"] == "10002"
+
+
+@pytest.mark.parametrize("defects, accepted", [((), False), (("https-downgrade-to-http",), True)])
+def test_https_downgrade_defect_resends_in_the_clear(make_server, make_device, defects, accepted):
+    server = make_server()  # plain HTTP behind an https:// URL: the TLS handshake fails
+    rt, device = make_device(server.url.replace("http://", "https://"), defects)
+    assert upload_cycle(device) is accepted
+    assert len(event(rt, "tls.failed")) == 1
+    assert server.recorder.nonces == ([10001] if accepted else [])  # the clear-text packet reached the port

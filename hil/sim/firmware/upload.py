@@ -12,7 +12,7 @@ NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = 
 
 Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_next_nonce`),
 ``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (:func:`_packet`),
-``tls-no-verify`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`).
+``tls-no-verify`` and ``https-downgrade-to-http`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`).
 """
 
 from __future__ import annotations
@@ -152,14 +152,20 @@ def _send(device: "Device", endpoint: net.Endpoint, packet: UploadPacket, count:
     body = packet.to_json()
     log.i(TAG, f"Sending {count} readings ({len(body)} bytes, "
                f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(UPLOAD_PATH)}, nonce {packet.nonce}")
+    def post(to: net.Endpoint) -> net.HttpReply:
+        return net.post_json(to, UPLOAD_PATH, body, ca_pem=ident.ca_cert, verify="tls-no-verify" not in rt.defects,
+                             source=getattr(rt, "net_address", net.DEFAULT_SOURCE),
+                             on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce))
+
     try:
-        reply = net.post_json(endpoint, UPLOAD_PATH, body, ca_pem=ident.ca_cert,
-                              verify="tls-no-verify" not in rt.defects,
-                              source=getattr(rt, "net_address", net.DEFAULT_SOURCE),
-                              on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce))
-    except net.TlsError as exc:
-        log.e("tls", f"TLS handshake failed: {exc.reason}")
-        return "final"
+        try:
+            reply = post(endpoint)
+        except net.TlsError as exc:
+            log.e("tls", f"TLS handshake failed: {exc.reason}")
+            if "https-downgrade-to-http" not in rt.defects:
+                return "final"
+            log.w(TAG, "Falling back to plain HTTP")  # the defect: same host and port, no TLS
+            reply = post(dataclasses.replace(endpoint, scheme="http"))
     except net.NetError as exc:
         log.e(TAG, f"Upload failed: {exc.reason}, nonce {packet.nonce}")
         return "retry"

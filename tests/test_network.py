@@ -1,0 +1,289 @@
+"""Network observer and attacker scenarios (issue 5): what someone who sees the board's traffic can
+learn from it and do with it — replay, forge, re-label, flood, break TLS, interfere with retries.
+
+Each scenario names the board defects (``hil sim --list-defects``) and server defects
+(``hil server --list-defects``) it must detect (``fails_with``); the defect meta-tests in
+selftest/scenarios run it against each and require an assertion failure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hil.board.board import Board
+from hil.images.index import Index
+from hil.images.keys import KeyStore
+from hil.images.nvs_gen import DeviceIdentity, lab_identity
+from hil.net.fallback import Capture
+from hil.net.flows import Flow, flows_from_pcap
+from hil.net.forge import UPLOAD_PATH, craft, flip_mac, with_device_id, with_nonce
+from hil.net.http import build_response
+from hil.net.mitm import MitmProxy
+from hil.net.records import RecordParseError, parse_tls, type_counts
+from hil.net.rules import Rule
+from hil.net.search import search, search_decoded
+from hil.net.summary import format_table, summarize
+from hil.protocol.readings import Readings
+from hil.protocol.upload import open_packet
+from hil.server.config import DeviceKeys, load_devices
+
+from fixtures.attacker import Attacker, reply_json
+from fixtures.provisioning import Provision
+from fixtures.servers import ServerFactory, ServerUnderTest
+
+UPLOAD_TIMEOUT = 15.0   # one cycle, retries included, on a loaded CI runner
+BOOT_TIMEOUT = 10.0
+REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
+FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16
+OTHER_DEVICE, UNREGISTERED_DEVICE = "EW-0002", "EW-0003"
+
+
+def upload_now(board: Board, nonce: int) -> None:
+    """Run one upload cycle on the console and wait until the server accepted nonce *nonce*."""
+    board.console.send("upload")
+    board.console.expect_event("upload.ok", UPLOAD_TIMEOUT, nonce=str(nonce),
+                               unless=["upload.rejected", "upload.gave_up", "tls.failed"])
+
+
+def cycle_done(board: Board) -> None:
+    """Wait until the console has finished the commands sent so far (it runs them one at a time)."""
+    board.console.send("status")
+    board.console.expect_event("status", UPLOAD_TIMEOUT)
+
+
+def assert_refused(reply, status: int, code: str) -> dict:
+    """The reply is HTTP *status* with error code *code*; returns its JSON."""
+    doc = reply_json(reply)
+    assert (reply.status, doc.get("error_code")) == (status, code), \
+        f"expected HTTP {status} {code}, got HTTP {reply.status} {doc}"
+    return doc
+
+
+@pytest.mark.stride("S", "T", threat="a sniffed upload is replayed, or replayed once the server restarted")
+@pytest.mark.fails_with("replay-allowed-equal-nonce", "nonces-in-memory")
+def test_replay_refused_also_after_server_restart(provisioned_board: Board, device: DeviceIdentity,
+                                                  server: ServerUnderTest, attacker: Attacker) -> None:
+    """The board's captured upload re-sent verbatim is 403 REPLAY_ATTACK (with the received and last
+    nonce), and still is after the server restarted on the same database; nothing more is stored
+    and the board's next upload is accepted."""
+    upload_now(provisioned_board, device.nonce + 1)
+    (request,) = attacker.captured_requests()
+    stored = len(server.readings(device.device_id))
+    (result,) = attacker.replay(request)
+    assert result.response is not None, result.error
+    doc = assert_refused(result.response, 403, "REPLAY_ATTACK")
+    assert (doc.get("received_nonce"), doc.get("last_nonce")) == (device.nonce + 1, device.nonce + 1), doc
+    server.restart()
+    (result,) = attacker.replay(request)
+    assert result.response is not None, result.error
+    assert_refused(result.response, 403, "REPLAY_ATTACK")
+    assert len(server.readings(device.device_id)) == stored
+    upload_now(provisioned_board, device.nonce + 2)
+
+
+@pytest.mark.stride("S", "T", threat="a recorded session is played back to a server")
+@pytest.mark.fails_with("replay-allowed-equal-nonce", "nonces-in-memory")
+def test_reference_capture_replays_once(server_factory: ServerFactory, test_pki, tmp_path: Path, evidence) -> None:
+    """The committed reference session (captures/reference/upload-session.pcap) replayed with no board
+    against a fresh server holding the reference registry: the first pass is accepted upload by
+    upload, in order; a second pass — also after a restart — is refused 403 REPLAY_ATTACK."""
+    if server_factory.external is not None:
+        pytest.skip("the reference registry (captures/reference/devices.json) is loaded into a built-in server; "
+                    f"register it with {server_factory.external.url} and replay with captures/reference/README.md")
+    factory = ServerFactory(tmp_path / "reference", load_devices(REFERENCE / "devices.json"), test_pki,
+                            server_factory.defects)
+    (tmp_path / "reference").mkdir()
+    try:
+        server = factory.start()
+        replayer = Attacker(server)
+        requests = [(flow.first_time, r) for flow in flows_from_pcap(REFERENCE / "upload-session.pcap")
+                    for r in flow.http_requests() if r.target == UPLOAD_PATH]
+        requests = [r for _, r in sorted(requests, key=lambda item: item[0])]
+        assert len(requests) >= 3, f"reference capture holds {len(requests)} uploads; re-make it (record.py)"
+        first = [replayer.replay(r)[0] for r in requests]
+        evidence.note("first pass: " + ", ".join(str(r.status) for r in first))
+        assert [r.status for r in first] == [200] * len(requests), [r.error or r.response.body for r in first]
+        nonces = [json.loads(r.body)["nonce"] for r in requests]
+        assert [reply_json(r.response)["nonce_updated"] for r in first] == nonces
+        server.restart()
+        for request in requests:
+            (result,) = replayer.replay(request)
+            assert result.response is not None, result.error
+            assert_refused(result.response, 403, "REPLAY_ATTACK")
+    finally:
+        factory.close()
+
+
+@pytest.mark.stride("S", "T", threat="an attacker without the key forges or rolls back a sniffed packet")
+@pytest.mark.fails_with("nonce-advanced-before-mac")
+def test_forged_mac_and_nonce_rollback_refused(provisioned_board: Board, device: DeviceIdentity,
+                                               server: ServerUnderTest, attacker: Attacker) -> None:
+    """After two uploads: the second packet with the next nonce and its MAC kept (no key) is 403
+    INVALID_HMAC; the first, older packet sent again (a rollback to a validly signed nonce) is 403
+    REPLAY_ATTACK; neither stores anything nor moves the nonce, and the board's next upload is accepted."""
+    upload_now(provisioned_board, device.nonce + 1)
+    upload_now(provisioned_board, device.nonce + 2)
+    older, newer = attacker.captured_uploads()
+    stored = len(server.readings(device.device_id))
+    assert_refused(attacker.send(with_nonce(newer, newer.nonce + 1)), 403, "INVALID_HMAC")
+    assert_refused(attacker.send(flip_mac(newer)), 403, "INVALID_HMAC")
+    doc = assert_refused(attacker.send(older), 403, "REPLAY_ATTACK")
+    assert doc.get("last_nonce") == newer.nonce, doc
+    assert len(server.readings(device.device_id)) == stored
+    assert server.last_nonce(device.device_id) == newer.nonce
+    upload_now(provisioned_board, newer.nonce + 1)
+
+
+class TestCrossDevice:
+    """Device A (the board) and device B (registered with the server, never on the wire)."""
+
+    @pytest.fixture
+    def server(self, server_factory: ServerFactory, firmware: Index) -> ServerUnderTest:
+        """The test's server with a second lab device registered (TEST ONLY keys)."""
+        other = lab_identity(KeyStore(firmware.directory / "keys"), OTHER_DEVICE)
+        server_factory.devices[OTHER_DEVICE] = DeviceKeys(OTHER_DEVICE, other.hmac_key, other.aes_key)
+        return server_factory.start()
+
+    @pytest.mark.stride("S", "T", threat="device A's traffic (or A's stolen key) writes readings as device B")
+    @pytest.mark.fails_with("plaintext-device-id-trusted", "unknown-device-accepted")
+    def test_packet_relabelled_for_another_device_refused(self, provisioned_board: Board, device: DeviceIdentity,
+                                                          server: ServerUnderTest, attacker: Attacker) -> None:
+        """A's captured packet re-labelled as registered B is 403 INVALID_HMAC, as unregistered C 404
+        DEVICE_NOT_FOUND; a packet signed with A's own key whose plaintext names B is 400
+        INVALID_PAYLOAD. Nothing is stored for B or C, and B has no nonce."""
+        upload_now(provisioned_board, device.nonce + 1)
+        (sent,) = attacker.captured_uploads()
+        assert_refused(attacker.send(with_device_id(sent, OTHER_DEVICE)), 403, "INVALID_HMAC")
+        assert_refused(attacker.send(with_device_id(sent, UNREGISTERED_DEVICE)), 404, "DEVICE_NOT_FOUND")
+        readings = open_packet(sent, hmac_key=device.hmac_key, aes_key=None)
+        as_b = Readings(OTHER_DEVICE, readings.timestamp, readings.readings)
+        signed_by_a = craft(device.device_id, sent.nonce + 1, as_b, key=device.hmac_key)
+        assert_refused(attacker.send(signed_by_a), 400, "INVALID_PAYLOAD")
+        for other in (OTHER_DEVICE, UNREGISTERED_DEVICE):
+            assert server.readings(other) == [], f"readings stored for {other}"
+        assert server.last_nonce(OTHER_DEVICE) is None
+
+
+@pytest.mark.stride("S", "T", threat="a nonce is reused on the wire after a reset, so its packet replays")
+@pytest.mark.fails_with("nonce-not-persisted")
+def test_sniffed_nonces_strictly_increase(provisioned_board: Board, device: DeviceIdentity,
+                                          attacker: Attacker, evidence) -> None:
+    """The nonces an observer sees on the wire over three uploads, a reset and two more uploads are
+    exactly nonce+1 .. nonce+5: strictly increasing, none repeated."""
+    board = provisioned_board
+    for n in range(1, 4):
+        upload_now(board, device.nonce + n)
+    board.reset()
+    board.console.expect_event("nonce.loaded", BOOT_TIMEOUT, nonce=str(device.nonce + 3))
+    for n in range(4, 6):
+        upload_now(board, device.nonce + n)
+    nonces = [p.nonce for p in attacker.captured_uploads()]
+    evidence.note(f"nonces on the wire: {nonces}")
+    assert nonces == list(range(device.nonce + 1, device.nonce + 6))
+
+
+@pytest.mark.stride("I", threat="an observer reads the inverter's readings off the wire")
+@pytest.mark.fails_with("encrypt-flag-ignored")
+def test_encrypted_readings_never_on_the_wire(provision: Provision, board: Board, server: ServerUnderTest,
+                                              capture: Capture, evidence) -> None:
+    """With encryption provisioned, no stored reading (as the plaintext JSON writes it,
+    ``"value":230.12``) appears in any reassembled stream of the board, neither as is nor after
+    undoing base64 and zlib."""
+    device = provision(encrypt=True)
+    upload_now(board, device.nonce + 1)
+    upload_now(board, device.nonce + 2)
+    stored = server.readings(device.device_id)
+    assert len(stored) >= 2, "nothing stored: the uploads did not reach the server"
+    capture.sync()
+    flows = flows_from_pcap(capture.path)
+    assert any(f.bytes_sent("c2s") for f in flows), f"no board traffic in {capture.path}"
+    needles = sorted({'"value":' + json.dumps(r["value"]) for r in stored})
+    hits = [hit for needle in needles for hit in search(flows, needle) + search_decoded(flows, needle)]
+    evidence.note(f"searched {len(needles)} reading values in {len(flows)} flows: {len(hits)} hits")
+    assert not hits, "readings readable on the wire: " + "; ".join(h.describe() for h in hits[:5])
+
+
+def tls_only(flow: Flow) -> dict[str, int]:
+    """Record type counts of *flow*'s two directions; AssertionError if any byte is not a TLS record."""
+    counts: dict[str, int] = {}
+    for direction in ("c2s", "s2c"):
+        try:
+            records, trailing = parse_tls(flow.stream(direction))
+        except RecordParseError as exc:
+            raise AssertionError(f"{flow.key} [{direction}] carries non-TLS bytes: {exc}") from None
+        assert trailing == 0, f"{flow.key} [{direction}] ends in {trailing} bytes that are no complete record"
+        for name, n in type_counts(records).items():
+            counts[name] = counts.get(name, 0) + n
+    return counts
+
+
+@pytest.mark.stride("I", "T", threat="over HTTPS plaintext still crosses the wire (or a broken handshake "
+                                      "makes the board fall back to HTTP)")
+@pytest.mark.fails_with("https-downgrade-to-http")
+def test_https_carries_only_tls_records(provision: Provision, server_factory: ServerFactory, board: Board,
+                                        capture: Capture, evidence) -> None:
+    """Every byte of both directions of the board's connections parses as TLS records: an accepted
+    upload to the genuine HTTPS server, and an attempt against a server whose certificate the board
+    must refuse (no plain-HTTP fallback once the handshake failed)."""
+    if capture.mode != "sniffer":
+        pytest.skip("needs a sniffer: the recording relay does not sit in front of servers the test starts")
+    genuine, impostor = server_factory.start(tls="on"), server_factory.start(tls="mitm")
+    device = provision(server_url=genuine.url)
+    upload_now(board, device.nonce + 1)
+    provision(server_url=impostor.url, nonce=device.nonce + 1)
+    board.console.send("upload")
+    board.console.expect_event("tls.failed", UPLOAD_TIMEOUT, unless=["upload.ok", "upload.rejected"])
+    cycle_done(board)  # a fallback would happen after the failed handshake: let the cycle finish
+    capture.sync()
+    flows = flows_from_pcap(capture.path)
+    evidence.attach_text("flows", format_table(summarize(flows)))
+    by_server = {port: [f for f in flows if f.proto == "tcp" and f.key.server[1] == port]
+                 for port in (genuine.address[1], impostor.address[1])}
+    assert all(by_server.values()), f"board connections by server port: { {p: len(f) for p, f in by_server.items()} }"
+    genuine_counts = [tls_only(f) for f in by_server[genuine.address[1]]]
+    assert any(c.get("application_data") for c in genuine_counts), genuine_counts
+    for flow in by_server[impostor.address[1]]:
+        tls_only(flow)  # TLS 1.3 encrypts the handshake's tail too: record types cannot tell data apart here
+
+
+@pytest.mark.stride("D", threat="replays of a device's sniffed packets lock that device out")
+@pytest.mark.fails_with("rate-limit-per-device")
+def test_replay_flood_does_not_block_next_upload(provisioned_board: Board, device: DeviceIdentity,
+                                                 server: ServerUnderTest, attacker: Attacker, evidence) -> None:
+    """200 replays of the board's captured upload, 16 at a time, are all refused, and the board's next
+    upload is still accepted within the usual timeout: an attacker's replays must not use up the
+    device's rate-limit quota (the reference server limits per device *and* peer address)."""
+    upload_now(provisioned_board, device.nonce + 1)
+    (captured,) = attacker.captured_requests()
+    results = attacker.replay(captured, times=FLOOD_REPLAYS, parallel=FLOOD_PARALLEL)
+    statuses = [r.status for r in results]
+    evidence.note("flood: " + ", ".join(f"{s}: {statuses.count(s)}" for s in sorted(set(statuses), key=str)))
+    assert 200 not in statuses and None not in statuses, statuses
+    upload_now(provisioned_board, device.nonce + 2)
+
+
+@pytest.mark.stride("S", "T", threat="a failed attempt's nonce is re-sent on retry (its packet then replays)")
+@pytest.mark.fails_with("nonce-reused-on-retry")
+def test_retry_after_503_uses_a_new_nonce(provision: Provision, board: Board, server: ServerUnderTest,
+                                          capture: Capture, attacker: Attacker) -> None:
+    """A man in the middle answers the first upload with 503: the board retries with nonce+1 (it
+    committed a new nonce), which the server accepts; the refused attempt's nonce is never accepted."""
+    unavailable = build_response(503, "Service Unavailable",
+                                 b'{"status":"error","error_code":"UNAVAILABLE","message":"maintenance"}')
+    rules = [Rule.inject(unavailable, method="POST", path=UPLOAD_PATH, limit=1)]
+    with MitmProxy(capture.server_address(server.address), rules=rules) as proxy:
+        host, port = proxy.address
+        device = provision(server_url=f"http://{host}:{port}")
+        board.console.send("upload")
+        board.console.expect_event("upload.rejected", UPLOAD_TIMEOUT, nonce=str(device.nonce + 1),
+                                   unless=["upload.ok"])
+        board.console.expect_event("upload.ok", UPLOAD_TIMEOUT, nonce=str(device.nonce + 2),
+                                   unless=["upload.gave_up", "tls.failed"])
+    assert server.last_nonce(device.device_id) == device.nonce + 2
+    assert {r["nonce"] for r in server.readings(device.device_id)} == {device.nonce + 2}
+    wire = [p.nonce for p in attacker.captured_uploads()]
+    # the sniffer sees both attempts (board -> proxy); the relay only what the proxy forwarded
+    assert wire == ([device.nonce + 1, device.nonce + 2] if capture.mode == "sniffer" else [device.nonce + 2]), wire
