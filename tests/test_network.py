@@ -31,21 +31,12 @@ from hil.protocol.upload import open_packet
 from hil.server.config import DeviceKeys, load_devices
 
 from fixtures.attacker import Attacker, reply_json
-from fixtures.provisioning import Provision
+from fixtures.provisioning import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from fixtures.servers import ServerFactory, ServerUnderTest
 
-UPLOAD_TIMEOUT = 15.0   # one cycle, retries included, on a loaded CI runner
-BOOT_TIMEOUT = 10.0
 REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
 FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16
 OTHER_DEVICE, UNREGISTERED_DEVICE = "EW-0002", "EW-0003"
-
-
-def upload_now(board: Board, nonce: int) -> None:
-    """Run one upload cycle on the console and wait until the server accepted nonce *nonce*."""
-    board.console.send("upload")
-    board.console.expect_event("upload.ok", UPLOAD_TIMEOUT, nonce=str(nonce),
-                               unless=["upload.rejected", "upload.gave_up", "tls.failed"])
 
 
 def cycle_done(board: Board) -> None:

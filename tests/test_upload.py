@@ -17,18 +17,9 @@ from hil.protocol.errors import ProtocolError
 from hil.protocol.upload import open_packet
 
 from fixtures.attacker import Attacker, reply_json
-from fixtures.provisioning import Provision
+from fixtures.provisioning import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from fixtures.servers import ServerFactory, ServerUnderTest
 
-UPLOAD_TIMEOUT = 15.0   # one cycle, retries included, on a loaded CI runner
-BOOT_TIMEOUT = 10.0
-
-
-def upload_now(board: Board, nonce: int) -> None:
-    """Run one upload cycle on the console and wait until the server accepted nonce *nonce*."""
-    board.console.send("upload")
-    board.console.expect_event("upload.ok", UPLOAD_TIMEOUT, nonce=str(nonce),
-                               unless=["upload.rejected", "upload.gave_up", "tls.failed"])
 
 
 @pytest.mark.stride("T", "I", threat="readings altered or lost between the inverter and the server")
