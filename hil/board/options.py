@@ -25,6 +25,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
                default=False, action="store_true"),
     OptionSpec("power-cut-sweep", "power-cut sweeps cut at a spread sample of the points of an update "
                "(sample) or at every point, every chunk included (all)", default="sample", metavar="MODE"),
-    OptionSpec("power-cut-samples", "how many points a sampled power-cut sweep takes", default=12, type=int,
+    OptionSpec("power-cut-samples", "how many points a sampled power-cut sweep takes", default=6, type=int,
                metavar="N"),
 )

@@ -51,7 +51,7 @@ class HilSettings:
     server_defects: tuple[str, ...] = ()
     capture_mode: str = "auto"
     power_cut_sweep: str = "sample"
-    power_cut_samples: int = 12
+    power_cut_samples: int = 6
 
     @property
     def defects(self) -> tuple[str, ...]:
