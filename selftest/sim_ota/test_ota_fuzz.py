@@ -52,7 +52,8 @@ def broken_manifests(draw: st.DrawFn, original: dict) -> bytes:
             continue
         near = {"file_size": st.integers(0, 9000), "chunk_size": st.integers(0, 9000),
                 "total_chunks": st.integers(0, 5), "version": st.sampled_from(["4.0.1", "4.0", "x", "99999.0.0"])}
-        doc[name] = draw((near.get(name, st.text("0123456789abcdef", max_size=600))) | JSON_VALUES
+        # the change must be a change: a "near" draw equal to the original would leave a valid manifest
+        doc[name] = draw((near.get(name, st.text("0123456789abcdef", max_size=600)) | JSON_VALUES)
                          .filter(lambda v, old=original[name]: v != old))
     return json.dumps(doc).encode()
 
