@@ -21,7 +21,6 @@ from hil.images.fota import build_package
 from hil.images.layout import layout_for
 from hil.images.nvs_gen import DeviceIdentity
 from hil.images.variants import SELFTEST_FAIL_PROJECT
-from hil.server.config import DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.server.tls import TestPki
 from hil.sim.boot.mcuboot import BootedImage
@@ -29,10 +28,9 @@ from hil.sim.firmware import Device, start
 from hil.sim.firmware.identity import NAMESPACE
 from sim_boot.fakes import FakeFlash, _write, der_public, imgtool, make_bootloader, make_esp_image
 from sim_upload.conftest import identity, nvs_image, pki  # noqa: F401  (shared session fixtures)
-from sim_upload.fakes import ThreadedRuntime
+from sim_upload.fakes import ThreadedRuntime, start_reference_server
 
 LAYOUT = layout_for("esp32")
-ADMIN_TOKEN = "selftest-admin"
 APP_SIZE = 0x14000  # 80 KiB: 41 chunks of 2048, and the swap spans two 64 KiB chunks
 
 
@@ -153,16 +151,9 @@ def make_ota_server(tmp_path: Path, identity: DeviceIdentity, pki: TestPki,  # n
     handles: list[ServerHandle] = []
 
     def factory(packages: str = "main", tls: str | None = None) -> OtaServer:
-        pair = {"real": pki.server, "mitm": pki.mitm_server}.get(tls) if tls else None
-        config = ServerConfig(tmp_path / f"db{len(handles)}.sqlite",
-                              {identity.device_id: DeviceKeys(identity.device_id, identity.hmac_key,
-                                                              identity.aes_key)},
-                              ADMIN_TOKEN, rate_limit=0, firmware_dir=firmware_dirs[packages])
-        handle = ServerHandle(config, host="127.0.0.1", port=0,
-                              tls_cert=pair.cert if pair else None, tls_key=pair.key if pair else None)
-        handles.append(handle.start())
-        tamper = Tamper(handle.app.wsgi_app)
-        handle.app.wsgi_app = tamper  # type: ignore[method-assign]
+        handle, tamper = start_reference_server(tmp_path / f"db{len(handles)}.sqlite", identity, pki, tls, Tamper,
+                                                firmware_dir=firmware_dirs[packages])
+        handles.append(handle)
         return OtaServer(handle, tamper)
 
     yield factory

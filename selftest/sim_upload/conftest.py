@@ -15,17 +15,16 @@ import pytest
 from hil.images import nvs
 from hil.images.layout import layout_for
 from hil.images.nvs_gen import DeviceIdentity, build_nvs
-from hil.server.config import DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.server.tls import TestPki, generate_test_pki
 from hil.sim.boot.mcuboot import BootedImage
 from hil.sim.firmware import Device, start
 from hil.sim.firmware.identity import NAMESPACE
 from sim_boot.fakes import FakeFlash, _write, make_app
-from sim_upload.fakes import ThreadedRuntime
+from sim_upload.fakes import SELFTEST_ADMIN_TOKEN, ThreadedRuntime, start_reference_server
 
 LAYOUT = layout_for("esp32")
-ADMIN_TOKEN = "selftest-admin"
+ADMIN_TOKEN = SELFTEST_ADMIN_TOKEN
 PLACEHOLDER_URL = "http://127.0.0.1:1"
 
 
@@ -103,16 +102,8 @@ def make_server(tmp_path: Path, identity: DeviceIdentity, pki: TestPki) -> Itera
     handles: list[ServerHandle] = []
 
     def factory(tls: str | None = None) -> Server:
-        pair = {"real": pki.server, "mitm": pki.mitm_server}.get(tls) if tls else None
-        config = ServerConfig(tmp_path / f"db{len(handles)}.sqlite",
-                              {identity.device_id: DeviceKeys(identity.device_id, identity.hmac_key,
-                                                              identity.aes_key)},
-                              ADMIN_TOKEN, rate_limit=0)
-        handle = ServerHandle(config, host="127.0.0.1", port=0,
-                              tls_cert=pair.cert if pair else None, tls_key=pair.key if pair else None)
-        handles.append(handle.start())
-        recorder = Recorder(handle.app.wsgi_app)
-        handle.app.wsgi_app = recorder  # type: ignore[method-assign]
+        handle, recorder = start_reference_server(tmp_path / f"db{len(handles)}.sqlite", identity, pki, tls, Recorder)
+        handles.append(handle)
         return Server(handle, recorder)
 
     yield factory

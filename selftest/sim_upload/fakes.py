@@ -6,8 +6,13 @@ import collections
 import re
 import threading
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, TypeVar
 
+from hil.images.nvs_gen import DeviceIdentity
+from hil.server.config import DeviceKeys, ServerConfig
+from hil.server.handle import ServerHandle
+from hil.server.tls import TestPki
 from hil.sim.chips import chip_spec
 from hil.sim.defects import DefectSet
 from hil.sim.runtime import Halted, ResetCause
@@ -85,3 +90,21 @@ class ThreadedRuntime:
             found = [m for m in map(rx.search, self.lines) if m]
         assert ok, f"{count} x {pattern!r} not seen within {timeout} s; lines:\n" + "\n".join(self.lines)
         return found
+
+
+W = TypeVar("W")
+SELFTEST_ADMIN_TOKEN = "selftest-admin"  # TEST ONLY
+
+
+def start_reference_server(db: Path, identity: DeviceIdentity, pki: TestPki, tls: str | None,
+                           wrap: Callable[[Any], W], firmware_dir: Path | None = None) -> tuple[ServerHandle, W]:
+    """The reference server on 127.0.0.1:0 knowing ``identity``, rate limiting off, over HTTP or
+    HTTPS (``tls`` = "real" or "mitm"), its WSGI app wrapped by ``wrap`` (a recorder or tamperer)."""
+    pair = {"real": pki.server, "mitm": pki.mitm_server}.get(tls) if tls else None
+    config = ServerConfig(db, {identity.device_id: DeviceKeys(identity.device_id, identity.hmac_key, identity.aes_key)},
+                          SELFTEST_ADMIN_TOKEN, rate_limit=0, firmware_dir=firmware_dir)
+    handle = ServerHandle(config, host="127.0.0.1", port=0,
+                          tls_cert=pair.cert if pair else None, tls_key=pair.key if pair else None).start()
+    wrapper = wrap(handle.app.wsgi_app)
+    handle.app.wsgi_app = wrapper  # type: ignore[method-assign]
+    return handle, wrapper
