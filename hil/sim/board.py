@@ -1,19 +1,19 @@
 """VirtualBoard: one virtual ESP32 — flash, eFuses, UART0, reset lines, power — and its CPU thread.
 
 Each EN rise or power-on starts one CPU thread. It samples the strapping (IO0), prints the ROM
-banner, then either serves the serial loader (download mode) or runs the code in flash through
-``hil.sim.boot.run_from_flash`` on a ``Runtime``. EN falling or power going off stops it: every
-blocking runtime call raises ``Halted`` (``PowerCut`` for an armed cut) and the thread ends.
+banner, then either serves the serial loader (download mode) or runs the ``Firmware`` the board was
+given (``hil sim`` gives it the boot chain and the device app) on a ``Runtime``. EN falling or power
+going off stops it: every blocking runtime call raises ``Halted`` (``PowerCut`` for an armed cut) and
+the thread ends. The board is hardware: it imports no boot chain or app.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hil.sim.chips import ChipSpec, chip_spec
 from hil.sim.defects import DefectSet
@@ -22,25 +22,13 @@ from hil.sim.flash import NorFlash
 from hil.sim.loader import LoaderSession
 from hil.sim.power import CutTrigger, PowerTriggers, trigger_dicts
 from hil.sim.reset_lines import DEFAULT_STRAP_WINDOW, ResetLines
-from hil.sim.runtime import Halted, PowerCut, Reboot, ResetCause, Runtime
+from hil.sim.runtime import Firmware, Halted, PowerCut, Reboot, ResetCause
 from hil.sim.uart import Uart
 
 log = logging.getLogger(__name__)
 
-Firmware = Callable[[Runtime], None]
 PANIC_RESET_DELAY = 0.05   # device time between "Rebooting..." and the next banner
 JOIN_TIMEOUT = 5.0
-
-
-def load_flash_firmware() -> Firmware | None:
-    """``hil.sim.boot.run_from_flash`` if the boot chain is installed, else ``None``."""
-    try:
-        module = importlib.import_module("hil.sim.boot")
-    except ModuleNotFoundError as exc:
-        if exc.name != "hil.sim.boot":
-            raise
-        return None
-    return module.run_from_flash
 
 
 class _Cpu:
@@ -107,9 +95,7 @@ class _Cpu:
             if leave.reboot:
                 raise Reboot("loader reboot")
         self.mode = "app"
-        firmware = board.firmware or load_flash_firmware()
-        if firmware is not None:
-            firmware(rt)
+        board.firmware(rt)
 
     def _panic(self, exc: Exception) -> None:
         uart = self.board.uart
@@ -179,11 +165,12 @@ class ChipRuntime:
 
 
 class VirtualBoard:
-    """A virtual ESP32. ``open()`` powers it on; ``close()`` powers it off and saves its state."""
+    """A virtual ESP32 running ``firmware`` from flash after each normal reset. ``open()`` powers it
+    on; ``close()`` powers it off and saves its state."""
 
     def __init__(self, chip: ChipSpec | str = "esp32", state_dir: Path | None = None, *,
-                 mac: bytes | None = None, defects: DefectSet | None = None,
-                 firmware: Firmware | None = None, strap_window: float = DEFAULT_STRAP_WINDOW,
+                 firmware: Firmware, mac: bytes | None = None, defects: DefectSet | None = None,
+                 strap_window: float = DEFAULT_STRAP_WINDOW,
                  name: str | None = None, net_address: str = "127.0.0.1") -> None:
         self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         self.state_dir = Path(state_dir) if state_dir is not None else None

@@ -11,10 +11,14 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.sim.chips import CHIPS
 from hil.sim.defects import DefectSet, UnknownDefectError, format_catalogue
 from hil.sim.efuse import parse_mac
+
+if TYPE_CHECKING:
+    from hil.sim.board import VirtualBoard
 
 BOARD_JSON = "board.json"
 
@@ -81,10 +85,14 @@ def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet
                    stop_signals: set[signal.Signals]) -> int:
     # Imported here so `hil --help` stays cheap.
     from hil.sim.board import VirtualBoard
+    from hil.sim.boot import boot_chain
+    from hil.sim.firmware import run_app
     from hil.sim.power import CONTROL_SOCKET, ControlServer
     from hil.sim.rfc2217_server import Rfc2217Server
 
-    board = VirtualBoard(args.chip, state_dir, mac=mac, defects=defects, net_address=args.net_address)
+    # The composition of a flashed EcoWatt board: the hardware runs the boot chain, which starts the app.
+    board = VirtualBoard(args.chip, state_dir, firmware=boot_chain(run_app), mac=mac, defects=defects,
+                         net_address=args.net_address)
     try:
         board.open()
     except ValueError as exc:
@@ -109,7 +117,7 @@ def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet
     return 0
 
 
-def _write_board_json(state_dir: Path, board, control_path: Path) -> None:
+def _write_board_json(state_dir: Path, board: VirtualBoard, control_path: Path) -> None:
     info = {"url": board.url, "control_socket": str(control_path), "pid": os.getpid(),
             "chip": board.chip.name, "mac": board.status()["mac"],
             "address": board.net_address, "defects": list(board.defects)}

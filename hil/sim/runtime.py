@@ -1,8 +1,9 @@
 """The contract between the virtual board (hardware: UART, flash, reset lines, power) and the code
 it runs (ROM boot, MCUboot, the device firmware model).
 
-The board owns one "CPU" thread per power/reset cycle and calls ``hil.sim.boot.run_from_flash(rt)``
-on it after a normal (non-download) reset. That code runs until it returns, raises ``Reboot`` (a
+The board owns one "CPU" thread per power/reset cycle and calls the ``Firmware`` it was given (what
+``hil sim`` gives it: the boot chain, ``hil.sim.boot.boot_chain``, starting the device app) on it
+after a normal (non-download) reset. That code runs until it returns, raises ``Reboot`` (a
 software reset: the board resets itself and boots again), or is stopped by the board: every blocking
 call on the runtime raises ``Halted`` once EN falls or power goes off, and ``PowerCut`` when an armed
 power-cut trigger fires at a ``checkpoint``. Firmware code never sleeps: it waits on the runtime.
@@ -11,6 +12,7 @@ power-cut trigger fires at a ``checkpoint``. Firmware code never sleeps: it wait
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -77,3 +79,7 @@ class Runtime(Protocol):
     def checkpoint(self, name: str, **fields: object) -> None:
         """Mark a named point (``ota.chunk_written``, ``swap.sector``, ``nvs.write``...). A power-cut
         trigger armed for it cuts power here: raises ``PowerCut``."""
+
+
+Firmware = Callable[[Runtime], None]
+"""What the board runs from flash after a normal reset (the code in flash, as far as the board knows)."""

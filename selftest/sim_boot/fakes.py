@@ -185,12 +185,13 @@ def boot(flash: FakeFlash, defects: tuple[str, ...] = (), inputs: tuple[str, ...
          cut: tuple[str, int] | None = None) -> FakeRuntime:
     """One reset of the virtual chip: run the boot chain until it stops; returns the runtime."""
     from hil.sim.boot import run_from_flash
+    from hil.sim.firmware import run_app
 
     rt = FakeRuntime(flash, defects, inputs=inputs)
     if cut:
         rt.arm_power_cut(*cut)
     try:
-        run_from_flash(rt)
+        run_from_flash(rt, run_app)
     except Halted:
         pass
     return rt

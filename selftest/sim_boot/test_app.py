@@ -11,7 +11,7 @@ import pytest
 
 from hil.images import mcuboot as mb
 from hil.images.layout import layout_for
-from hil.sim.boot import BootedImage
+from hil.sim.booted import BootedImage
 from hil.sim.firmware import start
 from hil.sim.runtime import Reboot
 from sim_boot.fakes import FakeFlash, FakeRuntime, _write, boot, install

@@ -103,6 +103,7 @@ def test_bootloader_checksum_error_is_reported(artifacts):
 
 def test_esp32c6_boots_from_offset_zero(artifacts):
     from hil.sim.boot import run_from_flash
+    from hil.sim.firmware import run_app
     from hil.sim.runtime import Halted
     from sim_boot.fakes import FakeRuntime
 
@@ -111,7 +112,7 @@ def test_esp32c6_boots_from_offset_zero(artifacts):
     _write(flash, 0x0, make_bootloader(artifacts.trusted_der, chip_id=13))
     rt = FakeRuntime(flash, chip="esp32c6")
     with pytest.raises(Halted):
-        run_from_flash(rt)
+        run_from_flash(rt, run_app)
     assert "[esp32c6] [INF] *** Booting MCUboot build v2.1.0 ***" in rt.lines
     assert rt.lines[0] == "SPIWP:0xee" and "load:0x3fff0030,len:0x400" in rt.lines
     assert "Firmware Version: 1.0.0" in rt.text

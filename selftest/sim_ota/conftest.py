@@ -23,7 +23,7 @@ from hil.images.nvs_gen import DeviceIdentity
 from hil.images.variants import SELFTEST_FAIL_PROJECT
 from hil.server.handle import ServerHandle
 from hil.server.tls import TestPki
-from hil.sim.boot.mcuboot import BootedImage
+from hil.sim.booted import BootedImage
 from hil.sim.firmware import Device, start
 from hil.sim.firmware.identity import NAMESPACE
 from sim_boot.fakes import FakeFlash, _write, der_public, imgtool, make_bootloader, make_esp_image
@@ -124,7 +124,7 @@ class Tamper:
 
 
 @dataclass
-class OtaServer:
+class TamperableOtaServer:
     """The running reference server, its tamper middleware, and admin shortcuts."""
 
     handle: ServerHandle
@@ -146,15 +146,15 @@ class OtaServer:
 
 @pytest.fixture
 def make_ota_server(tmp_path: Path, identity: DeviceIdentity, pki: TestPki,  # noqa: F811
-                    firmware_dirs: dict[str, Path]) -> Iterator[Callable[..., OtaServer]]:
+                    firmware_dirs: dict[str, Path]) -> Iterator[Callable[..., TamperableOtaServer]]:
     """``make_ota_server(packages="main", tls=None|"real"|"mitm")``; every server stopped at teardown."""
     handles: list[ServerHandle] = []
 
-    def factory(packages: str = "main", tls: str | None = None) -> OtaServer:
+    def factory(packages: str = "main", tls: str | None = None) -> TamperableOtaServer:
         handle, tamper = start_reference_server(tmp_path / f"db{len(handles)}.sqlite", identity, pki, tls, Tamper,
                                                 firmware_dir=firmware_dirs[packages])
         handles.append(handle)
-        return OtaServer(handle, tamper)
+        return TamperableOtaServer(handle, tamper)
 
     yield factory
     for handle in handles:

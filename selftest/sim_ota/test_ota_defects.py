@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from hil.sim.firmware import COMMANDS
 from hil.sim.firmware.console import serve
 from hil.sim.firmware.ota import OtaTimer, ota_check
 from hil.sim.runtime import Reboot
@@ -62,4 +63,4 @@ def test_periodic_check_installs_and_restarts_from_the_console_task(make_ota_ser
     assert device.restart_pending() == "ota update to 2.0.0"
     assert not any(t.name == "ota-timer" and t.is_alive() for t in threading.enumerate())
     with pytest.raises(Reboot, match="ota update"):  # the console task carries the restart out
-        serve(device)
+        serve(device, COMMANDS)

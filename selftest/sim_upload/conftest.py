@@ -17,7 +17,7 @@ from hil.images.layout import layout_for
 from hil.images.nvs_gen import DeviceIdentity, build_nvs
 from hil.server.handle import ServerHandle
 from hil.server.tls import TestPki, generate_test_pki
-from hil.sim.boot.mcuboot import BootedImage
+from hil.sim.booted import BootedImage
 from hil.sim.firmware import Device, start
 from hil.sim.firmware.identity import NAMESPACE
 from sim_boot.fakes import FakeFlash, _write, make_app

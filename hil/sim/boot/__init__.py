@@ -1,23 +1,28 @@
-"""The virtual ESP32's boot chain: ROM second stage → MCUboot → the device app.
+"""The virtual ESP32's boot chain: ROM second stage → MCUboot → the app it is given.
 
-``run_from_flash(rt)`` is what the board calls on its CPU thread after a normal reset, once it has
-printed the ROM banner and reset cause.
+``boot_chain(app)`` is the ``Firmware`` a flashed board runs on its CPU thread after a normal reset,
+once it has printed the ROM banner and reset cause. The app is a parameter, not an import: it is the
+next stage, and the boot chain must not depend on what it starts (the composition, ``hil sim``,
+chooses it).
 """
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from hil.images import mcuboot as mb
 from hil.images.layout import layout_for
-from hil.sim.boot.mcuboot import BootedImage, Mcuboot
+from hil.sim.boot.mcuboot import Mcuboot
 from hil.sim.boot.rom_loader import load_second_stage
-from hil.sim.runtime import Runtime
+from hil.sim.booted import App, BootedImage
+from hil.sim.runtime import Firmware, Runtime
 
 HANG_INTERVAL_S = 1.0
 
-__all__ = ["run_from_flash", "BootedImage"]
+__all__ = ["boot_chain", "run_from_flash"]
 
 
-def _hang(rt: Runtime) -> None:
+def _hang(rt: Runtime) -> NoReturn:
     """Where the bootloader stops when nothing can boot: until reset or power-off (``Halted``)."""
     while True:
         rt.wait(HANG_INTERVAL_S)
@@ -32,16 +37,21 @@ def _primary_unchecked(rt: Runtime) -> BootedImage:
     return BootedImage(layout.primary_slot, header, app, 0)
 
 
-def run_from_flash(rt: Runtime) -> None:
-    """Boot from flash: ROM loads the bootloader, MCUboot picks/swaps/validates, the app runs.
+def run_from_flash(rt: Runtime, app: App) -> None:
+    """Boot from flash: ROM loads the bootloader, MCUboot picks/swaps/validates, ``app`` runs.
     Returns only if the app returns; raises ``Reboot``/``Halted`` as the runtime contract says."""
-    from hil.sim.firmware import run_app  # the app is the next stage, imported when reached
-
     stage = load_second_stage(rt)
     if stage is None:  # rom-boots-without-bootloader defect
-        run_app(rt, _primary_unchecked(rt))
+        app(rt, _primary_unchecked(rt))
         return
     booted = Mcuboot(rt, stage.trusted_key_der).boot()
     if booted is None:
         _hang(rt)
-    run_app(rt, booted)
+    app(rt, booted)
+
+
+def boot_chain(app: App) -> Firmware:
+    """The board's firmware: :func:`run_from_flash` handing over to ``app``."""
+    def firmware(rt: Runtime) -> None:
+        run_from_flash(rt, app)
+    return firmware

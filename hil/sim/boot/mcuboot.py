@@ -3,28 +3,17 @@ trailers, validate and swap, validate the primary slot, then load it — with th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hil.images import mcuboot as mb
 from hil.images.layout import FlashLayout, layout_for
 from hil.sim.boot.esp_image import parse_esp_image, segment_kind
 from hil.sim.boot.swap import ScratchSwap
 from hil.sim.boot.validate import Verdict, validate_slot
+from hil.sim.booted import BootedImage
 from hil.sim.runtime import Runtime
 
 MCUBOOT_BUILD = "v2.1.0"
 PRIMARY, SECONDARY = 0, 1
 AREA_IDS = {PRIMARY: 1, SECONDARY: 2}  # Espressif port: bootloader 0, primary 1, secondary 2
-
-
-@dataclass(frozen=True)
-class BootedImage:
-    """The image MCUboot hands over: slot 0 contents after the MCUboot header."""
-
-    slot_offset: int
-    header: mb.ImageHeader
-    app_image: bytes   # the ESP32 app image (payload)
-    entry: int
 
 
 class McubootLog:

@@ -1,23 +1,22 @@
-"""The device's serial console: a command table (data) and its dispatcher.
+"""The device's serial console: a command table (data), its dispatcher and the generic commands.
 
 Commands are rows: a name (one or more words), a handler ``(device, args) -> None`` and a help
-text. Later features plug in by replacing a row (``CommandTable.with_command``), not by editing the
-dispatcher.
+text. The app composes the table from the features' commands (``hil.sim.firmware.app``); features
+plug in by adding or replacing a row (``CommandTable.with_command``), not by editing the dispatcher,
+which therefore imports no feature. ``help`` is the dispatcher's own command, not a row: only the
+dispatcher has the table it serves (handlers get the device, which holds no table).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
-from hil.sim.firmware.ota import cmd_ota_check
-from hil.sim.firmware.upload import cmd_upload
+from hil.sim.firmware.device import Device
 from hil.sim.runtime import Reboot
 
-if TYPE_CHECKING:
-    from hil.sim.firmware.app import Device
-
-Handler = Callable[["Device", list[str]], None]
+Handler = Callable[[Device, list[str]], None]
+HELP = "help"  # the dispatcher's own command
 RESTART_POLL_S = 0.1  # how often the console task looks for an esp_restart() from another task
 
 
@@ -51,7 +50,7 @@ class CommandTable:
         return None
 
 
-def cmd_status(device: "Device", args: list[str]) -> None:
+def cmd_status(device: Device, args: list[str]) -> None:
     """``status: version=.. nonce=.. server=..`` (PROTOCOL.md)."""
     ident = device.identity
     nonce = ident.nonce if ident else 0
@@ -59,40 +58,35 @@ def cmd_status(device: "Device", args: list[str]) -> None:
     device.log.raw(f"status: version={device.version} nonce={nonce} server={server}")
 
 
-def cmd_reboot(device: "Device", args: list[str]) -> None:
+def cmd_reboot(device: Device, args: list[str]) -> None:
     """``esp_restart()``."""
     device.log.i("console", "Restarting...")
     raise Reboot("console reboot")
 
 
-def cmd_help(device: "Device", args: list[str]) -> None:
-    """List the commands."""
-    for name in device.commands.names():
+def _list_commands(device: Device, commands: CommandTable) -> None:
+    for name in sorted([*commands.names(), HELP]):
         device.log.raw(name)
 
 
-DEFAULT_COMMANDS = CommandTable([
-    Command("status", cmd_status, "print version, nonce and server"),
-    Command("reboot", cmd_reboot, "restart the chip"),
-    Command("help", cmd_help, "list commands"),
-    Command("upload", cmd_upload, "run one upload cycle now"),
-    Command("ota check", cmd_ota_check, "check the server for a firmware update and install it"),
-])
-
-
-def serve(device: "Device") -> None:
-    """Read console lines forever and run them. Ends by ``Reboot`` or ``Halted``; a restart a
-    background task asked for is carried out within :data:`RESTART_POLL_S`."""
+def serve(device: Device, commands: CommandTable) -> None:
+    """Read console lines forever and run them from ``commands`` (``help`` lists them). Ends by
+    ``Reboot`` or ``Halted``; a restart a background task asked for is carried out within
+    :data:`RESTART_POLL_S`."""
     while True:
         reason = device.restart_pending()
         if reason is not None:
             raise Reboot(reason)
-        line = device.rt.read_line(timeout=RESTART_POLL_S)
-        if line is None or not line.strip():
+        line = device.rt.read_line(timeout=RESTART_POLL_S) or ""
+        words = line.split()
+        if not words:
             continue
-        found = device.commands.lookup(line.strip())
+        if words[0] == HELP:
+            _list_commands(device, commands)
+            continue
+        found = commands.lookup(line)
         if found is None:
-            device.log.e("console", f"unknown command '{line.strip().split()[0]}'")
+            device.log.e("console", f"unknown command '{words[0]}'")
             continue
         command, args = found
         command.handler(device, args)

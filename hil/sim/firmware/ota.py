@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -31,14 +30,12 @@ from hil.images import mcuboot as mb
 from hil.images.app_keys import find_fota_public_key
 from hil.images.layout import layout_for
 from hil.sim.firmware import bootctl, net
+from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import OtaAttempt
 from hil.sim.firmware.ota_client import (DOWNGRADE_REFUSED, DOWNLOAD_FAILED, HASH_MISMATCH, SIGNATURE_INVALID,
-                                         TAG, Manifest, Offer, OtaReplyError, OtaServer, parse_version)
+                                         TAG, Manifest, Offer, OtaClient, OtaReplyError, parse_version)
 from hil.sim.firmware.timer import PeriodicTask
 from hil.sim.runtime import Reboot, Runtime
-
-if TYPE_CHECKING:
-    from hil.sim.firmware.app import Device
 
 FOTA_KEY_BYTES = 32
 MAX_CHUNK_ATTEMPTS = 3          # per chunk: first try + 2 retries, each on a new connection
@@ -81,28 +78,28 @@ class SecondarySlot:
         return hashlib.sha256(self._rt.flash.read(self.offset, self.written)).digest()
 
 
-def cmd_ota_check(device: "Device", args: list[str]) -> None:
+def cmd_ota_check(device: Device, args: list[str]) -> None:
     """Console ``ota check``: check for an update now and install it (reboots on success)."""
     ota_check(device)
 
 
-def ota_check(device: "Device", *, timeout: float = net.DEFAULT_TIMEOUT_S) -> str:
+def ota_check(device: Device, *, timeout: float = net.DEFAULT_TIMEOUT_S) -> str:
     """One update check. Returns ``"none"`` (nothing newer), ``"error"`` (check impossible) or the
     ``error_code`` of a failed update; an installed update raises ``Reboot`` instead."""
     with device.net_lock:  # the console and the timer task share the slot, NVS and the server
         return _check(device, timeout)
 
 
-def _check(device: "Device", timeout: float) -> str:
+def _check(device: Device, timeout: float) -> str:
     log, rt = device.log, device.rt
     if not bootctl.running_image_confirmed(rt):
         # Its predecessor waits in the secondary slot for a revert: erasing it would leave nothing to go back to.
         log.e(TAG, f"Update check refused: running image {device.version} is not confirmed yet")
         return "error"
     try:
-        server = OtaServer(device, timeout)
-        log.i(TAG, f"Checking for updates at {server.check_url(device.version)}")
-        offer = server.check(device.version)
+        client = OtaClient(device, timeout)
+        log.i(TAG, f"Checking for updates at {client.check_url(device.version)}")
+        offer = client.check(device.version)
     except net.TlsError as exc:
         log.e("tls", f"TLS handshake failed: {exc.reason}")
         return "error"
@@ -115,14 +112,14 @@ def _check(device: "Device", timeout: float) -> str:
     log.i(TAG, f"Update available: version {offer.version} ({offer.file_size} bytes)")
     slot = SecondarySlot(rt)
     try:
-        _install(device, server, offer, slot)
+        _install(device, client, offer, slot)
     except OtaError as exc:
-        _fail(device, server, offer.version, slot, exc)
+        _fail(device, client, offer.version, slot, exc)
         return exc.code
     raise AssertionError("unreachable: _install ends by Reboot or OtaError")
 
 
-def _install(device: "Device", server: OtaServer, offer: Offer, slot: SecondarySlot) -> None:
+def _install(device: Device, client: OtaClient, offer: Offer, slot: SecondarySlot) -> None:
     _refuse_downgrade(device, offer.version)
     key = _fota_public_key(device)
     ident = device.identity
@@ -130,7 +127,7 @@ def _install(device: "Device", server: OtaServer, offer: Offer, slot: SecondaryS
     if len(ident.fota_key) != FOTA_KEY_BYTES:
         raise OtaError(DOWNLOAD_FAILED, "no 32-byte fota_key provisioned (NVS ecowatt/fota_key)")
     try:
-        manifest = server.manifest(offer)
+        manifest = client.manifest(offer)
     except (net.NetError, OtaReplyError) as exc:
         raise OtaError(DOWNLOAD_FAILED, f"manifest: {getattr(exc, 'reason', exc)}") from None
     if manifest.version != offer.version:
@@ -139,8 +136,8 @@ def _install(device: "Device", server: OtaServer, offer: Offer, slot: SecondaryS
         raise OtaError(DOWNLOAD_FAILED, f"image of {manifest.file_size} bytes does not fit the secondary slot "
                                         f"({slot.capacity} bytes)")
     slot.erase()
-    _download(device, server, manifest, slot, ident.fota_key)
-    server.report("verifying", manifest.version)
+    _download(device, client, manifest, slot, ident.fota_key)
+    client.report("verifying", manifest.version)
     _verify(device, manifest, slot, key)
     rt = device.rt
     rt.checkpoint("ota.verified")
@@ -150,7 +147,7 @@ def _install(device: "Device", server: OtaServer, offer: Offer, slot: SecondaryS
     raise Reboot(f"ota update to {manifest.version}")
 
 
-def _refuse_downgrade(device: "Device", offered: str) -> None:
+def _refuse_downgrade(device: Device, offered: str) -> None:
     if "ota-accept-downgrade" in device.rt.defects:
         return
     running, new = parse_version(device.version), parse_version(offered)
@@ -159,7 +156,7 @@ def _refuse_downgrade(device: "Device", offered: str) -> None:
         raise OtaError(DOWNGRADE_REFUSED, f"offered version {offered} is not newer than {device.version}")
 
 
-def _fota_public_key(device: "Device") -> RSAPublicKey:
+def _fota_public_key(device: Device) -> RSAPublicKey:
     pem = find_fota_public_key(device.booted.app_image)
     if pem is None:
         raise OtaError(SIGNATURE_INVALID, "the running image carries no FOTA public key")
@@ -190,35 +187,35 @@ class _Decryptor:
                                           "(corrupted chunk or wrong fota_key)") from None
 
 
-def _download(device: "Device", server: OtaServer, manifest: Manifest, slot: SecondarySlot, fota_key: bytes) -> None:
+def _download(device: Device, client: OtaClient, manifest: Manifest, slot: SecondarySlot, fota_key: bytes) -> None:
     stream = _Decryptor(fota_key, manifest.iv)
     total = manifest.total_chunks
-    _progress(device, server, manifest.version, 0, 0, total)
+    _progress(device, client, manifest.version, 0, 0, total)
     next_step = PROGRESS_STEP
     for chunk in range(total):
-        plain = stream.update(_fetch(device, server, manifest, chunk))
+        plain = stream.update(_fetch(device, client, manifest, chunk))
         if chunk == total - 1:
             plain += stream.finalize()
         slot.append(plain)
         device.rt.checkpoint("ota.chunk_written", chunk=chunk)
         percent = (chunk + 1) * 100 // total
         if percent >= next_step:
-            _progress(device, server, manifest.version, percent, chunk + 1, total)
+            _progress(device, client, manifest.version, percent, chunk + 1, total)
             next_step = (percent // PROGRESS_STEP + 1) * PROGRESS_STEP
 
 
-def _progress(device: "Device", server: OtaServer, version: str, percent: int, done: int, total: int) -> None:
+def _progress(device: Device, client: OtaClient, version: str, percent: int, done: int, total: int) -> None:
     device.log.i(TAG, f"Download progress {percent}% (chunk {done}/{total})")
-    server.report("downloading", version, progress_percent=percent)
+    client.report("downloading", version, progress_percent=percent)
 
 
-def _fetch(device: "Device", server: OtaServer, manifest: Manifest, chunk: int) -> bytes:
+def _fetch(device: Device, client: OtaClient, manifest: Manifest, chunk: int) -> bytes:
     """One chunk, retried on a new connection after a drop, short read, timeout or HTTP error."""
     log, rt = device.log, device.rt
     attempts = 1 if "ota-no-resume" in rt.defects else MAX_CHUNK_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            return server.chunk(manifest, chunk)
+            return client.chunk(manifest, chunk)
         except net.NetError as exc:
             reason = exc.reason
         if attempt < attempts:
@@ -229,7 +226,7 @@ def _fetch(device: "Device", server: OtaServer, manifest: Manifest, chunk: int) 
     raise OtaError(DOWNLOAD_FAILED, f"chunk {chunk}: {reason} ({attempts} attempt{'s' * (attempts > 1)})")
 
 
-def _verify(device: "Device", manifest: Manifest, slot: SecondarySlot, key: RSAPublicKey) -> None:
+def _verify(device: Device, manifest: Manifest, slot: SecondarySlot, key: RSAPublicKey) -> None:
     """SHA-256 of the plaintext against the manifest, then RSASSA-PSS over the plaintext."""
     log, defects = device.log, device.rt.defects
     digest = slot.digest()
@@ -254,20 +251,20 @@ def _verify(device: "Device", manifest: Manifest, slot: SecondarySlot, key: RSAP
         log.i(TAG, "Image verified (SHA-256 OK, RSA-PSS signature OK)")
 
 
-def _fail(device: "Device", server: OtaServer, version: str, slot: SecondarySlot, error: OtaError) -> None:
+def _fail(device: Device, client: OtaClient, version: str, slot: SecondarySlot, error: OtaError) -> None:
     if "ota-keep-partial-on-failure" not in device.rt.defects:
         slot.erase()
     device.log.e(TAG, f"Update to {version} failed ({error.code}): {error.message}")
-    server.report("failed", version, error_code=error.code, error_message=error.message)
+    client.report("failed", version, error_code=error.code, error_message=error.message)
 
 
 class OtaTimer(PeriodicTask):
     """The periodic update check: every ``ota_period_s`` seconds one :func:`ota_check`."""
 
-    def __init__(self, device: "Device", period_s: float) -> None:
+    def __init__(self, device: Device, period_s: float) -> None:
         super().__init__(device, period_s, ota_check, name="ota-timer", tag=TAG, what="update check")
 
     @classmethod
-    def from_nvs(cls, device: "Device") -> "OtaTimer":
+    def from_nvs(cls, device: Device) -> "OtaTimer":
         """A timer with the provisioned period (disabled when 0, absent or unprovisioned)."""
         return cls(device, device.store.setting_u32(PERIOD_KEY) if device.identity is not None else 0)

@@ -13,20 +13,16 @@ Defect honoured here: ``ota-confirm-before-selftest`` (:func:`_settle_test_image
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hil.images.variants import SELFTEST_FAIL_PROJECT
 from hil.protocol.upload import HMAC_KEY_BYTES
 from hil.sim.firmware import bootctl, net
+from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import OtaAttempt
 from hil.sim.firmware.ota import FOTA_KEY_BYTES
-from hil.sim.firmware.ota_client import BOOT_FAILED, TAG, OtaServer
-
-if TYPE_CHECKING:
-    from hil.sim.firmware.app import Device
+from hil.sim.firmware.ota_client import BOOT_FAILED, TAG, OtaClient
 
 
-def check_update_outcome(device: "Device") -> None:
+def check_update_outcome(device: Device) -> None:
     """Settle a pending update at start-up: self-test and confirm a test image, or report a revert."""
     attempt = device.store.ota_attempt()
     if not bootctl.running_image_confirmed(device.rt):
@@ -41,7 +37,7 @@ def check_update_outcome(device: "Device") -> None:
         device.store.clear_ota_attempt()
 
 
-def _settle_test_image(device: "Device", attempt: OtaAttempt | None) -> None:
+def _settle_test_image(device: Device, attempt: OtaAttempt | None) -> None:
     log, rt = device.log, device.rt
     if "ota-confirm-before-selftest" in rt.defects:
         _confirm(device)
@@ -60,12 +56,12 @@ def _settle_test_image(device: "Device", attempt: OtaAttempt | None) -> None:
         device.store.clear_ota_attempt()
 
 
-def _confirm(device: "Device") -> None:
+def _confirm(device: Device) -> None:
     if bootctl.confirm_running_image(device.rt):
         device.log.i(TAG, f"Firmware {device.version} confirmed (image_ok set)")
 
 
-def self_test(device: "Device") -> str | None:
+def self_test(device: Device) -> str | None:
     """Why the running image is not fit to keep, or ``None`` when it passes."""
     ident = device.identity
     if ident is None:
@@ -75,17 +71,17 @@ def self_test(device: "Device") -> str | None:
     if device.desc.project_name == SELFTEST_FAIL_PROJECT:
         return f"application check failed (project {device.desc.project_name})"
     try:
-        OtaServer(device).check(device.version)
+        OtaClient(device).check(device.version)
     except (ValueError, net.NetError) as exc:  # OtaReplyError is a ValueError
         return f"update server unreachable: {getattr(exc, 'reason', exc)}"
     return None
 
 
-def _report(device: "Device", status: str, version: str, **fields: object) -> None:
+def _report(device: Device, status: str, version: str, **fields: object) -> None:
     try:
-        server = OtaServer(device)
+        client = OtaClient(device)
     except ValueError as exc:  # unprovisioned: nobody to tell
         device.log.w(TAG, f"Status report '{status}' failed: {exc}")
         return
-    server.report(status, version, **fields)
+    client.report(status, version, **fields)
 

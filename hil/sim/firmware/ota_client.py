@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from hil.protocol.errors import ProtocolError
 from hil.protocol.jsonio import load_json_object
 from hil.sim.firmware import net
-
-if TYPE_CHECKING:
-    from hil.sim.firmware.app import Device
+from hil.sim.firmware.device import Device
 
 TAG = "ota"
 CHECK_PATH = "/api/ota/check/{device_id}?version={version}"
@@ -149,11 +147,11 @@ def parse_manifest(reply: net.HttpReply) -> Manifest:
     return manifest
 
 
-class OtaServer:
-    """The update server of a provisioned device: one new connection per request, TLS verified
+class OtaClient:
+    """The device's client of its update server: one new connection per request, TLS verified
     against the provisioned CA, from the board's address, with the board's HTTP timeout."""
 
-    def __init__(self, device: "Device", timeout: float = net.DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, device: Device, timeout: float = net.DEFAULT_TIMEOUT_S) -> None:
         ident = device.identity
         if ident is None or not ident.server_url:
             raise ValueError("device not provisioned with device_id/server_url")

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from hil.sim.firmware import net
+from hil.sim.firmware.device import Device
 from hil.sim.runtime import Halted, Reboot
-
-if TYPE_CHECKING:
-    from hil.sim.firmware.app import Device
 
 _host_log = logging.getLogger("hil.sim")  # the simulator host's log, not the UART
 
@@ -28,7 +26,7 @@ class PeriodicTask:
     ``__exit__``) rather than leaving it to the next ``Halted``. ``period_s`` 0 disables the task.
     """
 
-    def __init__(self, device: "Device", period_s: float, job: Callable[["Device"], object], *,
+    def __init__(self, device: Device, period_s: float, job: Callable[[Device], object], *,
                  name: str, tag: str, what: str) -> None:
         self._device = device
         self.period_s = period_s

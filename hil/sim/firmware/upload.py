@@ -23,19 +23,16 @@ import hmac
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from hil.images import nvs
 from hil.images.layout import layout_for
 from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, NONCE_MAX, UploadPacket, build_packet
 from hil.sim.firmware import net
+from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import NAMESPACE
 from hil.sim.firmware.timer import PeriodicTask
 from hil.sim.runtime import Runtime
-
-if TYPE_CHECKING:
-    from hil.sim.firmware.app import Device
 
 UPLOAD_PATH = "/api/upload/data"
 MAX_ATTEMPTS = 3            # first try + 2 retries
@@ -73,18 +70,18 @@ def sample_readings(device_id: str, seed: int, unix_time: int) -> Readings:
     return Readings(device_id, unix_time, tuple(values))
 
 
-def cmd_upload(device: "Device", args: list[str]) -> None:
+def cmd_upload(device: Device, args: list[str]) -> None:
     """Console ``upload``: one upload cycle now."""
     upload_cycle(device)
 
 
-def upload_cycle(device: "Device") -> bool:
+def upload_cycle(device: Device) -> bool:
     """Sample, then send with retries; True when the server accepted the readings."""
     with device.net_lock:  # the console and the timer task share NVS and the nonce
         return _cycle(device)
 
 
-def _cycle(device: "Device") -> bool:
+def _cycle(device: Device) -> bool:
     log, rt, ident = device.log, device.rt, device.identity
     if ident is None or not ident.server_url or len(ident.hmac_key) != HMAC_KEY_BYTES:
         log.e(TAG, "Upload failed: device not provisioned with device_id/hmac_key/server_url")
@@ -117,7 +114,7 @@ def _cycle(device: "Device") -> bool:
     return False
 
 
-def _next_nonce(device: "Device") -> int | None:
+def _next_nonce(device: Device) -> int | None:
     """The next nonce, committed to NVS before anything is sent (a reset never reuses it)."""
     assert device.identity is not None
     nonce = device.identity.nonce + 1
@@ -134,7 +131,7 @@ def _next_nonce(device: "Device") -> int | None:
     return nonce
 
 
-def _packet(device: "Device", settings: UploadSettings, readings: Readings, nonce: int) -> UploadPacket:
+def _packet(device: Device, settings: UploadSettings, readings: Readings, nonce: int) -> UploadPacket:
     ident = device.identity
     assert ident is not None
     aes_key = ident.aes_key if settings.encrypt and "encrypt-flag-ignored" not in device.rt.defects else None
@@ -145,7 +142,7 @@ def _packet(device: "Device", settings: UploadSettings, readings: Readings, nonc
     return packet
 
 
-def _send(device: "Device", endpoint: net.Endpoint, packet: UploadPacket, count: int) -> str:
+def _send(device: Device, endpoint: net.Endpoint, packet: UploadPacket, count: int) -> str:
     """POST one packet and log the outcome: ``"ok"``, ``"retry"`` or ``"final"``."""
     log, rt, ident = device.log, device.rt, device.identity
     assert ident is not None
@@ -179,11 +176,11 @@ def _send(device: "Device", endpoint: net.Endpoint, packet: UploadPacket, count:
 class UploadTimer(PeriodicTask):
     """The periodic upload task: every ``upload_period_s`` seconds one :func:`upload_cycle`."""
 
-    def __init__(self, device: "Device", period_s: float) -> None:
+    def __init__(self, device: Device, period_s: float) -> None:
         super().__init__(device, period_s, upload_cycle, name="upload-timer", tag=TAG, what="upload")
 
     @classmethod
-    def from_nvs(cls, device: "Device") -> "UploadTimer":
+    def from_nvs(cls, device: Device) -> "UploadTimer":
         """A timer with the provisioned period (disabled when 0, absent or unprovisioned)."""
         period = UploadSettings.load(device.rt).period_s if device.identity is not None else 0
         return cls(device, period)
