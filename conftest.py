@@ -1,4 +1,4 @@
-"""Root conftest: loads the harness fixtures (see fixtures/) and pytester for the self-tests."""
+"""Root conftest: only what this repo's self-tests need. The harness's fixtures, markers and options
+come from the installed plugin (entry point ``pytest11``), as in a team's own repo."""
 
-pytest_plugins = ["pytester", "fixtures.firmware", "fixtures.boards", "fixtures.servers", "fixtures.captures",
-                  "fixtures.provisioning", "fixtures.attacker", "fixtures.ota"]
+pytest_plugins = ["pytester"]

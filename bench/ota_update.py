@@ -112,9 +112,8 @@ def main() -> int:
 
 def _full_sweep_size() -> tuple[int, int]:
     """(chunk points, swap points) of the full sweep of the built images."""
-    sys.path.insert(0, str(ROOT))
-    from fixtures.ota import sweep_points  # the same table the tests parametrize with
     from hil.images.index import load_index
+    from hil.ota.sweep import sweep_points  # the same table the tests parametrize with
 
     points = sweep_points(load_index(ROOT / "firmware_builds"), "all", 0)
     return (sum(p.checkpoint == "ota.chunk_written" for p in points),

@@ -1,8 +1,8 @@
 """The `hil` command. Each subcommand lives with the concept it serves and registers itself here.
 
 A subcommand module exposes ``register(subparsers) -> None``; the parser it adds sets
-``func=callable(args) -> int``. Modules are imported only when their subcommand list is built, so
-``hil --help`` stays cheap and a broken optional area does not take the others down.
+``func=callable(args) -> int``. Subcommand modules import their area's heavy parts inside ``func``,
+so ``hil --help`` stays cheap; a module that fails to import is an error, never a missing subcommand.
 """
 
 from __future__ import annotations
@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports is missing: a real error
-                raise
-            continue  # area not built yet
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -11,9 +11,8 @@ import pytest
 from hil.board.board import Board
 from hil.images.index import Index
 from hil.images.variants import VARIANTS
+from hil.board.flash_app import flash_app, flash_plan
 
-from fixtures.boards import flash_app
-from fixtures.firmware import flash_plan
 
 BOOT_TIMEOUT = 5.0
 

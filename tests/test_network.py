@@ -29,10 +29,10 @@ from hil.net.summary import format_table, summarize
 from hil.protocol.readings import Readings
 from hil.protocol.upload import open_packet
 from hil.server.config import DeviceKeys, load_devices
+from hil.net.attacker import Attacker, reply_json
+from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
+from hil.server.under_test import ServerFactory, ServerUnderTest
 
-from fixtures.attacker import Attacker, reply_json
-from fixtures.provisioning import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
-from fixtures.servers import ServerFactory, ServerUnderTest
 
 REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
 FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16

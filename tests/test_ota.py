@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from hil.plugin.settings import settings
+from hil.settings import settings
+from hil.images.build import load_or_build
+from hil.ota.board import OtaBoard
+from hil.ota.sweep import CutPoint, sweep_points
+from hil.server.under_test import ServerUnderTest
 
-from fixtures.firmware import load_or_build_index
-from fixtures.ota import CutPoint, OtaBoard, sweep_points
-from fixtures.servers import ServerUnderTest
 
 FAULT_CHUNK = 5   # early in the download: a failure path costs little time
 
@@ -34,7 +35,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cut_point" not in metafunc.fixturenames:
         return
     s = settings(metafunc.config)
-    points = sweep_points(load_or_build_index(metafunc.config), s.power_cut_sweep, s.power_cut_samples)
+    points = sweep_points(load_or_build(s.firmware_dir, chip=s.sim_chip, keys_dir=s.keys_dir), s.power_cut_sweep, s.power_cut_samples)
     # A cut after the self-test passed but before the confirm must revert: that proves the revert.
     marks = {"cut-at-selftest-passed": [pytest.mark.fails_with("mcuboot-never-revert")]}
     metafunc.parametrize("cut_point", [pytest.param(p, id=p.id, marks=marks.get(p.id, [])) for p in points])

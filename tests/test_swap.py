@@ -10,8 +10,8 @@ from hil.flashing import FlashRegion
 from hil.images import mcuboot
 from hil.images.index import Index
 from hil.images.layout import SECTOR_SIZE, layout_for
+from hil.board.flash_app import flash_app
 
-from fixtures.boards import flash_app
 
 BOOT_TIMEOUT = 5.0
 
@@ -26,8 +26,6 @@ def queue_test_swap(index: Index, app: str) -> list[FlashRegion]:
     image = index.path(app).read_bytes()
     return [FlashRegion(layout.secondary_slot, image, f"{app} (secondary slot)"),
             FlashRegion(layout.trailer_sector(1), bytes(trailer), "secondary trailer: test swap")]
-
-
 
 
 @pytest.mark.stride("T", "D", threat="an update that never proved itself stays installed for good")

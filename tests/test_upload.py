@@ -15,11 +15,9 @@ from hil.images.nvs_gen import DeviceIdentity
 from hil.net.forge import flip_mac, mutations, with_nonce
 from hil.protocol.errors import ProtocolError
 from hil.protocol.upload import open_packet
-
-from fixtures.attacker import Attacker, reply_json
-from fixtures.provisioning import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
-from fixtures.servers import ServerFactory, ServerUnderTest
-
+from hil.net.attacker import Attacker, reply_json
+from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
+from hil.server.under_test import ServerFactory, ServerUnderTest
 
 
 @pytest.mark.stride("T", "I", threat="readings altered or lost between the inverter and the server")

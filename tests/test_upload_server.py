@@ -13,9 +13,10 @@ from hil.images.nvs_gen import DeviceIdentity
 from hil.net.forge import craft, to_body
 from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.protocol.upload import MAX_BODY_BYTES, UploadPacket
+from hil.net.attacker import Attacker, reply_json
+from hil.server.nonce_book import NonceBook
+from hil.server.under_test import ServerFactory, ServerUnderTest
 
-from fixtures.attacker import Attacker, reply_json
-from fixtures.servers import NonceBook, ServerFactory, ServerUnderTest
 
 PARALLEL_COPIES = 32
 

@@ -33,10 +33,7 @@ from hil.net.summary import format_table, summarize_pcap
 from hil.server.config import DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.sim.power import PowerSwitch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # a script: the harness's fixtures package
-from fixtures.firmware import flash_plan
-from fixtures.virtual_boards import VirtualBoardProcess
+from hil.sim.process import VirtualBoardProcess
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -115,9 +114,8 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
         raise InventoryError(f"{where}: capability 'power' needs field 'power_command' (the command that "
                              "switches the board's power; {action} is replaced by off/on/cycle)")
     odd = sorted(capabilities - CAPABILITIES.keys())
-    if odd:
-        warnings.warn(f"{where}: capabilities {odd} are not used by the harness ({sorted(CAPABILITIES)})",
-                      stacklevel=3)
+    if odd:  # refused, not warned: a misspelt capability would silently skip every scenario needing it
+        raise InventoryError(f"{where}: capabilities {odd} are unknown; use some of {sorted(CAPABILITIES)}")
     baud = _field(where, entry, "baud", int, 115200)
     return BoardSpec(name=name, port=port, chip=chip, mac=_field(where, entry, "mac", str), baud=baud,
                      capabilities=capabilities, power_command=power_command,

@@ -1,11 +1,11 @@
 """The board area's harness options, as data. The plugin registers each as ``--hil-<name>`` and
-ini key ``hil_<name>`` (see ``hil.plugin.options``)."""
+ini key ``hil_<name>`` (see ``hil.options``)."""
 
 from __future__ import annotations
 
 from hil.board.lock import DEFAULT_LOCK_TIMEOUT
 from hil.console.profile import DEFAULT_PROFILE
-from hil.plugin.options import OptionSpec
+from hil.options import OptionSpec
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("port", "serial port of a board: device path or rfc2217://host:port, optionally NAME=URL "

@@ -13,6 +13,8 @@ KNOWN_CHIPS: tuple[str, ...] = (
 # Capability names a scenario may require; anything else in an inventory is accepted but warned about
 CAPABILITIES: dict[str, str] = {
     "power": "power can be cut and restored (power_command or a virtual board's switch)",
+    "power-cut": "power can be cut at a named firmware checkpoint (Board.arm_power_cut; a virtual board's "
+                 "control socket)",
     "sniff": "the board's network traffic can be captured on network_interface",
     "reset": "EN/IO0 are wired to DTR/RTS (auto-reset circuit), so resets and download mode work",
     "virtual": "a virtual board served by `hil sim`",

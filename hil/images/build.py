@@ -229,3 +229,19 @@ class _Artifacts:
 def index_path(out: Path | str = DEFAULT_OUT) -> Path:
     """Where ``build_images(out)`` writes its index."""
     return Path(out) / INDEX_FILE
+
+
+def load_or_build(directory: Path, *, chip: str = DEFAULT_CHIP, keys_dir: Path | None = None) -> Index:
+    """The index in ``directory``, (re)building it when `hil images build` made it and its inputs
+    changed (or it is missing).
+
+    A bench that drops its own images and a hand-written index.json (no input fingerprint) into
+    the directory gets them loaded untouched.
+    """
+    try:
+        index = load_index(directory)
+    except IndexMissingError:
+        index = None
+    if index is None or index.input_fingerprint:
+        index = build_images(directory, chip=chip, keys_dir=keys_dir).index
+    return index

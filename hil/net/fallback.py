@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hil.net.capture import CaptureError, CaptureStats, CaptureUnavailable, Sniffer
+from hil.net.capture import CaptureError, CaptureStats, CaptureUnavailable, Sniffer, capture_path
 from hil.net.relay import RecordingRelay
 
 Endpoint = tuple[str, int]
@@ -102,3 +102,16 @@ def open_capture(path: str | Path, *, host: str, iface: str = "lo", upstream: En
     relay = RecordingRelay(path, upstream=upstream, listen=relay_listen, proto=proto).start()
     (notice or FallbackNotice()).announce(reason)
     return Capture(path, "relay", relay=relay, upstream=upstream)
+
+
+@dataclass
+class CaptureRun:
+    """Where this session's captures go, and the once-per-session fallback notice."""
+
+    root: Path
+    run: str
+    notice: FallbackNotice = field(default_factory=FallbackNotice)
+
+    def path_for(self, nodeid: str) -> Path:
+        """Where the capture of test *nodeid* goes."""
+        return capture_path(self.root, self.run, nodeid)

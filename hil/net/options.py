@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hil.plugin.options import OptionSpec
+from hil.options import OptionSpec
 
 CAPTURE_MODES = ("auto", "relay")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from hil.plugin.options import OptionSpec, read_option
+from hil.options import OptionSpec, read_option
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("defect-proof", "with one --hil-sim-defect or --hil-server-defect: run only the scenarios marked "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hil.plugin.options import OptionSpec
+from hil.options import OptionSpec
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("server-url", "test a team's own server at this base URL (http(s)://host:port) instead of "

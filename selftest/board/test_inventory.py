@@ -47,6 +47,7 @@ def test_boards_file_good(tmp_path):
     ('[[board]]\nname = "a"\nport = "/dev/x"\nprot = 1\n', "unknown field(s) ['prot']"),
     ('[[board]]\nname = "a"\nport = "/dev/x"\ncapabilities = ["power"]\n', "needs field 'power_command'"),
     ('[[board]]\nname = "a"\nport = 5\n', "field 'port' must be a str"),
+    ('[[board]]\nname = "a"\nport = "/dev/x"\ncapabilities = ["snif"]\n', "capabilities ['snif'] are unknown"),
     ('[[board]]\nport = "/dev/x"\n', "field 'name' missing"),
     ('name = "a"\n', "no [[board]] entries"),
     ('[[board]\n', "not valid TOML"),

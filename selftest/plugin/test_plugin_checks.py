@@ -42,3 +42,33 @@ def test_bad_capture_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider", "--hil-capture-mode", "tap")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hil-capture-mode 'tap': expected one of auto, relay*"])
+
+
+def test_unknown_capability_in_needs_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import pytest\n\n@pytest.mark.needs('power-cutt')\ndef test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x: needs('power-cutt') names unknown capabilities *power-cutt*; "
+                                 "known: power, power-cut, reset, sniff, virtual*"])
+
+
+def test_known_capabilities_in_needs_are_accepted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import pytest\n\n@pytest.mark.needs('power-cut', 'sniff')\ndef test_x():\n    pass\n")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_firmware_marker_takes_one_artifact(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import pytest\n\n@pytest.mark.firmware('app-v1', 'app-v2')\ndef test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x: @pytest.mark.firmware takes one artifact name*"])
+
+
+def test_harness_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import pytest\n\n@pytest.mark.stride('T')\n@pytest.mark.needs('power')\n"
+                        "@pytest.mark.fails_with('no-rate-limit')\n@pytest.mark.firmware('app-v2')\n"
+                        "@pytest.mark.ota_packages('app-v2')\ndef test_x():\n    pass\n\n"
+                        "@pytest.mark.firmwre('app-v2')\ndef test_typo():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*'firmwre' not found in `markers` configuration option*"])

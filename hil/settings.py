@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hil.board.options import OPTIONS as BOARD_OPTIONS
-from hil.plugin.options import OptionSpec, read_option
+from hil.options import OptionSpec, read_option
 from hil.net.options import CAPTURE_MODES
 from hil.net.options import OPTIONS as NET_OPTIONS
 from hil.server.options import OPTIONS as SERVER_OPTIONS
@@ -46,6 +46,7 @@ class HilSettings:
     firmware_dir: Path
     firmware_profile: str
     logs_dir: Path
+    keys_dir: Path
     server_url: str | None = None
     server_ca: Path | None = None
     server_defects: tuple[str, ...] = ()
@@ -79,6 +80,7 @@ class HilSettings:
             firmware_dir=path(opt["hil_firmware_dir"]),
             firmware_profile=opt["hil_firmware_profile"],
             logs_dir=path(opt["hil_logs_dir"]),
+            keys_dir=root / "firmware_builds" / "keys",  # the TEST ONLY keys every build trusts
             server_url=opt["hil_server_url"],
             server_ca=path(opt["hil_server_ca"]),
             server_defects=tuple(opt["hil_server_defect"] or ()),

@@ -1,0 +1,37 @@
+"""What a board runs for a scenario: bootloader, NVS and the app under test from the firmware index,
+with MCUboot's state sectors cleared, flashed skip-if-identical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hil.board.board import Board
+from hil.flashing import FlashRegion, FlashReport, plan_from_index
+from hil.images.index import Index
+from hil.images.layout import SECTOR_SIZE, layout_for
+
+# What a board needs besides the app: the bootloader that trusts our key, and its identity.
+BASE_ARTIFACTS: tuple[str, ...] = ("bootloader", "nvs")
+DEFAULT_APP = "app-v1"
+
+
+def boot_state_reset(index: Index) -> list[FlashRegion]:
+    """Erased MCUboot state sectors (trailers, scratch status), so each test starts with no swap
+    pending from an earlier one. Usually already erased: skip-if-identical makes them free."""
+    return [FlashRegion(offset, b"\xff" * SECTOR_SIZE, name)
+            for name, offset in layout_for(index.chip).boot_state_sectors().items()]
+
+
+def flash_plan(index: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None) -> list[FlashRegion]:
+    """Bootloader, NVS and ``app`` from the index, MCUboot state cleared, plus ``extra`` regions.
+    ``nvs`` replaces the index's factory NVS partition (a device provisioned for this test)."""
+    base = [name for name in BASE_ARTIFACTS if not (nvs is not None and name == "nvs")]
+    own_nvs = [nvs] if nvs is not None else []
+    return [*plan_from_index(index, [*base, app]), *own_nvs, *boot_state_reset(index), *extra]
+
+
+def flash_app(board: Board, firmware: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None,
+              **kwargs: Any) -> FlashReport:
+    """Flash bootloader, NVS (the factory one unless ``nvs`` is given) and ``app`` (with no swap
+    pending, plus ``extra`` regions) onto ``board``, skip-if-identical, and reset it."""
+    return board.flash(flash_plan(firmware, app, *extra, nvs=nvs), **kwargs)

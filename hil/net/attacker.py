@@ -1,0 +1,81 @@
+"""Attacker: someone on the board's network. Reads what the board sent (a test's capture,
+reassembled) and sends its own requests to the server: replays, forgeries, floods."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+
+from hil.net.fallback import Capture
+from hil.net.flows import flows_from_pcap
+from hil.net.forge import UPLOAD_PATH, upload_request
+from hil.net.http import HttpMessage
+from hil.net.replay import HttpReplayResult, replay_http, send_http
+from hil.protocol.upload import UploadPacket, parse_packet
+
+SEND_TIMEOUT = 10.0
+
+
+class ServerEndpoint(Protocol):
+    """What the attacker needs of a server: where it is (``hil.server.under_test.ServerUnderTest``)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    @property
+    def scheme(self) -> str: ...
+
+
+@dataclass
+class Attacker:
+    """Sniffed traffic of the board in, forged or replayed requests out (to ``server``)."""
+
+    server: ServerEndpoint
+    capture: Capture | None = None
+
+    def captured_requests(self, path: str = UPLOAD_PATH) -> list[HttpMessage]:
+        """Every request to *path* the board sent so far, reassembled from the capture, in order."""
+        if self.capture is None:
+            raise RuntimeError("this attacker sees no board traffic: use the `attacker` fixture, not `remote_attacker`")
+        self.capture.sync()
+        requests = [(flow.first_time, message) for flow in flows_from_pcap(self.capture.path)
+                    for message in flow.http_requests() if message.target == path]
+        return [message for _, message in sorted(requests, key=lambda item: item[0])]
+
+    def captured_uploads(self) -> list[UploadPacket]:
+        """The upload packets the board sent so far (over plain HTTP)."""
+        return [parse_packet(request.body) for request in self.captured_requests()]
+
+    def send(self, body: bytes | UploadPacket, *, path: str = UPLOAD_PATH) -> HttpMessage:
+        """POST *body* to the server on a new connection; the response."""
+        return send_http(self.request(body, path=path).raw, self._target(), timeout=SEND_TIMEOUT, method="POST")
+
+    def replay(self, request: HttpMessage | bytes, *, times: int = 1, parallel: int = 1) -> list[HttpReplayResult]:
+        """Re-send a captured request *times* times, *parallel* at once."""
+        return replay_http(request, self._target(), times=times, parallel=parallel, timeout=SEND_TIMEOUT)
+
+    def request(self, body: bytes | UploadPacket, *, path: str = UPLOAD_PATH) -> HttpMessage:
+        """The HTTP request that POSTs *body* to the server."""
+        host, port = self.server.address
+        return upload_request(body, host=f"{host}:{port}", path=path)
+
+    def _target(self) -> tuple[str, int]:
+        if self.server.scheme != "http":
+            pytest.skip(f"attacker requests are sent over plain HTTP; the server under test is {self.server.url}")
+        return self.server.address
+
+
+def reply_json(message: HttpMessage) -> dict[str, Any]:
+    """The JSON object of a server reply (AssertionError naming the status when it is not one)."""
+    try:
+        doc = json.loads(message.body)
+    except ValueError:
+        raise AssertionError(f"HTTP {message.status} reply is not JSON: {message.body[:200]!r}") from None
+    assert isinstance(doc, dict), f"HTTP {message.status} reply is not a JSON object: {doc!r}"
+    return doc

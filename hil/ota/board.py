@@ -1,0 +1,190 @@
+"""OtaBoard: a board provisioned against an update server, and the steps of an update as its console
+shows them (check, download, verification, reboot, swap, self-test, confirm), power cuts at named
+points of an update, the OTA timeline and the evidence of one update."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from hil.board.board import Board
+from hil.console import Console
+from hil.flashing import FlashRegion
+from hil.images.index import Index
+from hil.images.layout import layout_for
+from hil.images.nvs_gen import DeviceIdentity
+from hil.ota.sweep import CutPoint
+from hil.ota.update_server import UpdateServer
+from hil.report.evidence import Evidence
+
+STEP_TIMEOUT = 10.0        # one phase (check, boot, self-test) on a loaded CI runner
+DOWNLOAD_TIMEOUT = 30.0    # 1 MiB in 2 KiB chunks, one connection each
+# ESP-IDF log lines carry the device's millisecond clock: "I (1234) tag: msg"
+_DEVICE_MS = re.compile(r"^[EWIDV] \((\d+)\) ")
+TIMELINE_EVENTS = (
+    "ota.checking", "ota.available", "ota.downgrade_refused", "ota.progress", "ota.chunk_failed", "ota.retry",
+    "ota.download_failed", "ota.failed", "ota.verified", "ota.unverified", "ota.rebooting", "rom.reset",
+    "boot.swap", "boot.refused", "boot.verified", "boot.validated", "boot.version", "ota.selftest_passed",
+    "ota.selftest_failed", "ota.confirmed", "ota.unconfirmed", "ota.reverted", "ota.status_failed",
+)
+
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One OTA event as seen on the console: device clock (ms, if the line has one) and host clock."""
+
+    event: str
+    device_ms: int | None
+    host_s: float
+    text: str
+    fields: dict[str, str]
+
+
+@dataclass
+class OtaBoard:
+    """A board provisioned against an update server, and the steps of an update on its console."""
+
+    board: Board
+    server: UpdateServer
+    device: DeviceIdentity
+    firmware: Index
+    evidence: Evidence
+    running: str
+    start: int = 0
+    _t0: float = field(default_factory=time.time)
+
+    @property
+    def console(self) -> Console:
+        """The board's console."""
+        return self.board.console
+
+    def version_of(self, image: str) -> str:
+        """The version of firmware image ``image`` (``app-v2`` -> ``2.0.0``)."""
+        return str(self.firmware.get(image).version)
+
+    def check(self) -> int:
+        """Send ``ota check``; returns the console mark before it. The reboot of an installed update
+        is announced, so it is not taken for a crash."""
+        mark = self.console.mark()
+        self.console.expect_reset(DOWNLOAD_TIMEOUT + STEP_TIMEOUT)
+        self.console.send("ota check")
+        self.console.expect_event("ota.checking", STEP_TIMEOUT, since=mark)
+        return mark
+
+    def expect_downloaded(self, version: str) -> None:
+        """Offer of ``version`` seen, download complete, image verified (hash and signature), reboot."""
+        c = self.console
+        c.expect_event("ota.available", STEP_TIMEOUT, version=version, unless=["ota.failed", "ota.none"])
+        c.expect_event("ota.progress", DOWNLOAD_TIMEOUT, percent="100", unless=["ota.failed"])
+        c.expect_event("ota.verified", STEP_TIMEOUT, unless=["ota.failed", "ota.unverified", "ota.rebooting"])
+        c.expect_event("ota.rebooting", STEP_TIMEOUT, version=version, unless=["ota.failed"])
+
+    def expect_boot(self, version: str, swap_type: str | None = None) -> None:
+        """The next boot: MCUboot's swap decision (``swap_type`` if given), hash and signature
+        verified before loading, then the app reports ``version``."""
+        c = self.console
+        c.expect_event("boot.mcuboot", STEP_TIMEOUT, allow_reboot=True)
+        if swap_type is not None:
+            c.expect_event("boot.swap", STEP_TIMEOUT, swap_type=swap_type, unless=["boot.validated"])
+        c.expect_event("boot.verified", STEP_TIMEOUT, unless=["boot.validated", "boot.no_image"])
+        c.expect_event("boot.validated", STEP_TIMEOUT, slot="0")
+        match = c.expect_event("boot.version", STEP_TIMEOUT)
+        assert match["version"] == version, \
+            f"board {self.board.name} booted firmware {match['version']}, expected {version}"
+
+    def expect_confirmed(self, version: str) -> None:
+        """The new image passed its self-test and then confirmed itself."""
+        c = self.console
+        c.expect_event("ota.selftest_passed", STEP_TIMEOUT, unless=["ota.selftest_failed", "ota.confirmed"])
+        c.expect_event("ota.confirmed", STEP_TIMEOUT, version=version)
+        self.running = version
+
+    def update(self, image: str = "app-v2") -> None:
+        """Run a whole update to ``image`` and check every phase of it on the console."""
+        version = self.version_of(image)
+        self.check()
+        self.expect_downloaded(version)
+        self.expect_boot(version, swap_type="test")
+        self.expect_confirmed(version)
+        assert self.running_version() == version
+        self.assert_reported("success")
+
+    def expect_failed(self, code: str) -> dict[str, str]:
+        """The update ended in ``ota.failed`` with ``code`` (and no reboot), the device stays on the
+        running version, and the server received a ``failed`` report with that code."""
+        match = self.console.expect_event("ota.failed", DOWNLOAD_TIMEOUT, unless=["ota.rebooting"])
+        assert match["code"] == code, f"update failed with {match['code']} ({match['reason']}), expected {code}"
+        assert self.running_version() == self.running, "the device left the version it was running"
+        self.assert_reported("failed", code)
+        return match.groupdict()
+
+    def assert_reported(self, status: str, code: str | None = None) -> None:
+        """The device's last status report is ``status`` (with ``error_code`` ``code``)."""
+        self.running_version()  # the console answers only once the report in flight went out
+        reports = self.server.statuses(self.device.device_id)
+        lines = "\n".join(self.server.status_lines(self.device.device_id))
+        assert reports, f"the server received no OTA status report from {self.device.device_id}"
+        last = reports[-1]
+        assert (last["status"], last["error_code"]) == (status, code), \
+            f"last status report is {last['status']} {last['error_code']}, expected {status} {code}:\n{lines}"
+
+    def running_version(self) -> str:
+        """The version the app reports on the ``status`` console command."""
+        mark = self.console.mark()
+        self.console.send("status")
+        return self.console.expect_event("status", STEP_TIMEOUT, since=mark)["version"]
+
+    def assert_slot_erased_and_boots(self, version: str) -> None:
+        """The secondary slot holds nothing (flash MD5 equals an erased slot's, read over the ROM
+        loader), and the board then boots ``version`` again."""
+        layout = layout_for(self.firmware.chip)
+        report = self.board.flash([FlashRegion(layout.secondary_slot, b"\xff" * layout.slot_size,
+                                               "secondary slot (must be erased)")])
+        (region,) = report.regions
+        assert region.action == "skipped", \
+            f"board {self.board.name}: the secondary slot at {layout.secondary_slot:#x} still holds " \
+            f"{region.bytes_written} bytes of a failed update (it must be erased on failure)"
+        self.expect_boot(version)
+
+    def cut_update(self, point: CutPoint, image: str = "app-v2") -> str:
+        """Start an update to ``image`` with power cut at ``point``; wait until the board has booted
+        again after the cut and settled. Returns the version it runs then."""
+        cut = self.board.arm_power_cut(point.checkpoint, restore=True, **point.fields)
+        mark = self.check()
+        cut.wait(DOWNLOAD_TIMEOUT)
+        c = self.console
+        c.expect_event("rom.reset", STEP_TIMEOUT, since=mark, cause="POWERON_RESET")
+        c.expect_event("boot.verified", STEP_TIMEOUT, unless=["boot.validated", "boot.no_image"], allow_reboot=True)
+        version = c.expect_event("boot.version", STEP_TIMEOUT, allow_reboot=True)["version"]
+        if point.settles_on == "new" and point.confirm_after:  # the new image proves itself and confirms
+            c.expect_event("ota.confirmed", STEP_TIMEOUT, unless=["ota.selftest_failed"])
+        self.running = version
+        return version
+
+    def timeline(self, since: int | None = None) -> list[TimelineEntry]:
+        """The OTA events on the console since mark ``since`` (default: this test's start)."""
+        profile = self.console.profile
+        patterns = [(name, profile.event(name)) for name in TIMELINE_EVENTS if name in profile.events]
+        out = []
+        for line in self.console.lines(self.start if since is None else since):
+            for name, regex in patterns:
+                match = regex.search(line.text)
+                if match:
+                    ms = _DEVICE_MS.match(line.text)
+                    out.append(TimelineEntry(name, int(ms[1]) if ms else None, line.wall, line.text,
+                                             match.groupdict()))
+                    break
+        return out
+
+    def attach_evidence(self) -> None:
+        """Timeline, console excerpt and status reports of this test into the report."""
+        entries = self.timeline()
+        rows = [f"{e.host_s - self._t0:8.3f} s  {'-' if e.device_ms is None else e.device_ms:>8} ms  "
+                f"{e.event:<22} {e.text}" for e in entries]
+        self.evidence.attach_text("OTA timeline (host s since start, device ms, event, line)", "\n".join(rows))
+        excerpt = [line.text for line in self.console.lines(self.start)]
+        self.evidence.attach_text("console excerpt (OTA)", "\n".join(excerpt), tail_lines=60)
+        self.evidence.attach_text("OTA status reports", "\n".join(self.server.status_lines(self.device.device_id))
+                                  or "(none)")
