@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # (module, why it is a separate module) — order is the order shown in --help.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "hil.sim.cli",        # hil sim: serve a virtual ESP32 over RFC2217
-    "hil.images.cli",     # hil images build|fota: signed images, variants, NVS, keys, index.json
-    "hil.board.cli",      # hil boards: list configured / detected boards
-    "hil.flashing.cli",   # hil flash: flash artifacts from the index
-    "hil.console.cli",    # hil monitor: serial monitor with ESP-IDF colours
-    "hil.server.cli",     # hil server: the reference EcoWatt server
+    "hil.sim.cli",  # hil sim: serve a virtual ESP32 over RFC2217
+    "hil.images.cli",  # hil images build|fota: signed images, variants, NVS, keys, index.json
+    "hil.board.cli",  # hil boards: list configured / detected boards
+    "hil.flashing.cli",  # hil flash: flash artifacts from the index
+    "hil.console.cli",  # hil monitor: serial monitor with ESP-IDF colours
+    "hil.server.cli",  # hil server: the reference EcoWatt server
 )
 
 

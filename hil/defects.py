@@ -9,8 +9,8 @@ behaviour, which asks ``"name" in active_defects``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class Catalogue:
         unknown = sorted(names - self.by_name.keys())
         if unknown:
             raise UnknownDefectError(
-                f"unknown {self.what}(s) {', '.join(unknown)}; `{self.list_command}` lists the catalogue")
+                f"unknown {self.what}(s) {', '.join(unknown)}; `{self.list_command}` lists the catalogue"
+            )
         return names
 
     def format(self) -> str:

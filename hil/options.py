@@ -6,8 +6,9 @@ line wins). Areas own their options: this module only knows how to register a sp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ class OptionSpec:
     name: str
     help: str
     default: Any = None
-    action: str = "store"           # store | append | store_true
+    action: str = "store"  # store | append | store_true
     type: Callable[[str], Any] | None = None
     metavar: str | None = None
 

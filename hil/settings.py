@@ -8,26 +8,40 @@ from pathlib import Path
 import pytest
 
 from hil.board.options import OPTIONS as BOARD_OPTIONS
-from hil.options import OptionSpec, read_option
 from hil.net.options import CAPTURE_MODES
 from hil.net.options import OPTIONS as NET_OPTIONS
+from hil.options import OptionSpec, read_option
 from hil.server.options import OPTIONS as SERVER_OPTIONS
 
 # Board options (inventory, locks, profile, flashing) belong to hil.board; these are the ones of
 # virtual boards and of where firmware and logs live.
 VIRTUAL_BOARD_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("virtual", "use virtual boards even if real boards are configured or detected",
-               default=False, action="store_true"),
-    OptionSpec("sim-defect", "start virtual boards with this defect (see `hil sim --list-defects`); "
-               "repeatable", action="append", metavar="NAME"),
+    OptionSpec(
+        "virtual",
+        "use virtual boards even if real boards are configured or detected",
+        default=False,
+        action="store_true",
+    ),
+    OptionSpec(
+        "sim-defect",
+        "start virtual boards with this defect (see `hil sim --list-defects`); repeatable",
+        action="append",
+        metavar="NAME",
+    ),
     OptionSpec("sim-chip", "chip of virtual boards: esp32 or esp32c6", default="esp32", metavar="CHIP"),
 )
 FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("firmware-dir", "directory holding index.json and the images (built when missing)",
-               default="firmware_builds", metavar="DIR"),
+    OptionSpec(
+        "firmware-dir",
+        "directory holding index.json and the images (built when missing)",
+        default="firmware_builds",
+        metavar="DIR",
+    ),
     OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
 )
-ALL_OPTIONS: tuple[OptionSpec, ...] = BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS + NET_OPTIONS
+ALL_OPTIONS: tuple[OptionSpec, ...] = (
+    BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS + NET_OPTIONS
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class HilSettings:
         return self.sim_defects + self.server_defects
 
     @classmethod
-    def from_config(cls, config: pytest.Config) -> "HilSettings":
+    def from_config(cls, config: pytest.Config) -> HilSettings:
         opt = {spec.dest: read_option(config, spec) for spec in ALL_OPTIONS}
         root = config.rootpath
 

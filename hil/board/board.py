@@ -6,12 +6,11 @@ capabilities) and drivers bound to protocols. ``open()`` does the I/O; the const
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import serial
 
-from hil.board.drivers import (CheckpointPowerDriver, CommandPowerDriver, PowerDriver, ResetDriver,
-                               SerialLinesReset)
+from hil.board.drivers import CheckpointPowerDriver, CommandPowerDriver, PowerDriver, ResetDriver, SerialLinesReset
 from hil.board.spec import BoardSpec
 from hil.board.transport import open_port
 from hil.console import Console, FirmwareProfile
@@ -37,17 +36,24 @@ class ArmedPowerCut:
         """Block until the cut happened; AssertionError if the firmware never reached the checkpoint."""
         if not self._driver.wait_cut(self._expected, timeout):
             self._driver.disarm()
-            raise AssertionError(f"board {self.board}: the firmware did not reach checkpoint {self.checkpoint!r} "
-                                 f"within {timeout:.0f} s (power was not cut)")
+            raise AssertionError(
+                f"board {self.board}: the firmware did not reach checkpoint {self.checkpoint!r} "
+                f"within {timeout:.0f} s (power was not cut)"
+            )
 
 
 class Board:
     """A board of the inventory, opened for use. Use as a context manager or open()/close()."""
 
-    def __init__(self, spec: BoardSpec, *, profile: FirmwareProfile | None = None,
-                 power: PowerDriver | None = None,
-                 reset_driver: Callable[[serial.SerialBase], ResetDriver] = SerialLinesReset,
-                 flash_baud: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: BoardSpec,
+        *,
+        profile: FirmwareProfile | None = None,
+        power: PowerDriver | None = None,
+        reset_driver: Callable[[serial.SerialBase], ResetDriver] = SerialLinesReset,
+        flash_baud: int | None = None,
+    ) -> None:
         self.spec = spec
         self._profile = profile
         self._power = power
@@ -62,7 +68,7 @@ class Board:
     def name(self) -> str:
         return self.spec.name
 
-    def open(self) -> "Board":
+    def open(self) -> Board:
         """Open the serial port and start the console reader."""
         if self._port is not None:
             return self
@@ -80,7 +86,7 @@ class Board:
             self._port.close()
             self._port = None
 
-    def __enter__(self) -> "Board":
+    def __enter__(self) -> Board:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -118,18 +124,22 @@ class Board:
     def power_cycle(self) -> None:
         """Cut and restore power; raises BoardError naming the board when it has no power control."""
         if self._power is None:
-            raise BoardError(f"board {self.name} has no power control: add power_command to its entry in the "
-                             "boards file, or skip scenarios that need the 'power' capability")
+            raise BoardError(
+                f"board {self.name} has no power control: add power_command to its entry in the "
+                "boards file, or skip scenarios that need the 'power' capability"
+            )
         self.console.expect_reset()
         self._power.cycle()
 
-    def arm_power_cut(self, checkpoint: str, *, restore: bool = True, **fields: object) -> "ArmedPowerCut":
+    def arm_power_cut(self, checkpoint: str, *, restore: bool = True, **fields: object) -> ArmedPowerCut:
         """Cut power when the firmware reaches ``checkpoint`` with ``fields`` (once); with ``restore``
         power comes back at once and the board boots again. Needs the 'power-cut' capability."""
         driver = self._power
         if not isinstance(driver, CheckpointPowerDriver):
-            raise BoardError(f"board {self.name} cannot cut power at firmware checkpoint {checkpoint!r}: its power "
-                             "driver has no checkpoint triggers; skip scenarios that need the 'power-cut' capability")
+            raise BoardError(
+                f"board {self.name} cannot cut power at firmware checkpoint {checkpoint!r}: its power "
+                "driver has no checkpoint triggers; skip scenarios that need the 'power-cut' capability"
+            )
         expected = driver.cut_count() + 1
         driver.cut_when(checkpoint, dict(fields), restore)
         self.console.expect_reset(ARMED_CUT_WINDOW)  # the reboot after the cut is not a crash
@@ -149,12 +159,21 @@ class Board:
             if reset:
                 self.reset()
 
-    def flash(self, plan: Sequence[FlashRegion], *, force: bool = False, reset: bool = True,
-              progress: ProgressFn | None = None) -> FlashReport:
+    def flash(
+        self,
+        plan: Sequence[FlashRegion],
+        *,
+        force: bool = False,
+        reset: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> FlashReport:
         """Write the regions whose flash MD5 differs (all with ``force``), then reset into the app."""
         return self._with_loader(
-            lambda port: flash_port(port, plan, board=self.name, flash_baud=self.flash_baud,
-                                    progress=progress, force=force), reset)
+            lambda port: flash_port(
+                port, plan, board=self.name, flash_baud=self.flash_baud, progress=progress, force=force
+            ),
+            reset,
+        )
 
     def erase_region(self, offset: int, size: int, *, reset: bool = True) -> FlashReport:
         """Erase ``size`` bytes at ``offset`` (4 KiB aligned), e.g. the bootloader, then reset."""

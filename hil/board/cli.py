@@ -17,12 +17,23 @@ PROBE_LOCK_TIMEOUT = 5.0
 
 def add_board_selection(parser: argparse.ArgumentParser) -> None:
     """The inventory arguments shared by bench commands (same names as the pytest options)."""
-    parser.add_argument("--port", "--hil-port", dest="ports", action="append", default=[], metavar="URL",
-                        help="board port: device path or rfc2217://host:port, optionally NAME=URL (repeatable)")
-    parser.add_argument("--boards", "--hil-boards", dest="boards_file", metavar="FILE",
-                        help="boards file (TOML)")
-    parser.add_argument("--lock-dir", "--hil-lock-dir", dest="lock_dir", metavar="DIR",
-                        help="directory of the board locks (default: <tmp>/hil-locks)")
+    parser.add_argument(
+        "--port",
+        "--hil-port",
+        dest="ports",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="board port: device path or rfc2217://host:port, optionally NAME=URL (repeatable)",
+    )
+    parser.add_argument("--boards", "--hil-boards", dest="boards_file", metavar="FILE", help="boards file (TOML)")
+    parser.add_argument(
+        "--lock-dir",
+        "--hil-lock-dir",
+        dest="lock_dir",
+        metavar="DIR",
+        help="directory of the board locks (default: <tmp>/hil-locks)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,9 +82,11 @@ def probe(spec: BoardSpec, lock_dir: str | None = None) -> tuple[str, str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hil boards``."""
-    parser = subparsers.add_parser("boards", help="list configured / detected boards",
-                                   description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "boards", help="list configured / detected boards", description=__doc__.splitlines()[0]
+    )
     add_board_selection(parser)
-    parser.add_argument("--probe", action="store_true",
-                        help="connect with esptool to read chip and MAC (resets each board)")
+    parser.add_argument(
+        "--probe", action="store_true", help="connect with esptool to read chip and MAC (resets each board)"
+    )
     parser.set_defaults(func=_run)

@@ -3,13 +3,13 @@ them, and how long a board may take. Scenarios use these instead of raw console 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from hil.board.board import Board
 from hil.images.nvs_gen import DeviceIdentity
 
 BOOT_TIMEOUT = 10.0
-UPLOAD_TIMEOUT = 15.0   # one upload cycle, retries included, on a loaded CI runner
+UPLOAD_TIMEOUT = 15.0  # one upload cycle, retries included, on a loaded CI runner
 
 Provision = Callable[..., DeviceIdentity]
 """The ``provision`` fixture: ``provision(**identity_fields) -> DeviceIdentity`` flashes the app
@@ -20,5 +20,6 @@ def upload_now(board: Board, nonce: int, timeout: float = UPLOAD_TIMEOUT) -> Non
     """Run one upload cycle on the board's console and wait until the server accepted *nonce*
     (ends at once on a rejection, a give-up or a TLS failure)."""
     board.console.send("upload")
-    board.console.expect_event("upload.ok", timeout, nonce=str(nonce),
-                               unless=["upload.rejected", "upload.gave_up", "tls.failed"])
+    board.console.expect_event(
+        "upload.ok", timeout, nonce=str(nonce), unless=["upload.rejected", "upload.gave_up", "tls.failed"]
+    )

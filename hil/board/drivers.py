@@ -15,8 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import serial
 
-RESET_PULSE = 0.1      # EN held low (esptool uses 100 ms)
-BOOT_HOLD = 0.05       # IO0 held low after EN rises, for the ROM to sample it
+RESET_PULSE = 0.1  # EN held low (esptool uses 100 ms)
+BOOT_HOLD = 0.05  # IO0 held low after EN rises, for the ROM to sample it
 POWER_TIMEOUT = 30.0
 
 
@@ -109,23 +109,27 @@ class CommandPowerDriver:
         if "{action}" not in self.command and action != "cycle":
             raise PowerCommandError(
                 f"{self.board}: power command {self.command!r} can only cycle power; put {{action}} in it "
-                f"(replaced by off/on/cycle) to support '{action}'")
+                f"(replaced by off/on/cycle) to support '{action}'"
+            )
         argv = shlex.split(self.command.replace("{action}", action))
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             raise PowerCommandError(
                 f"{self.board}: power {action} command {shlex.join(argv)!r} did not finish within "
-                f"{self.timeout:g} s; check the hub/relay and the command in the boards file") from None
+                f"{self.timeout:g} s; check the hub/relay and the command in the boards file"
+            ) from None
         except OSError as exc:
             raise PowerCommandError(
                 f"{self.board}: cannot run power {action} command {shlex.join(argv)!r}: {exc}; "
-                "check the command in the boards file") from exc
+                "check the command in the boards file"
+            ) from exc
         if done.returncode != 0:
             output = (done.stderr or done.stdout).strip()[-500:]
             raise PowerCommandError(
                 f"{self.board}: power {action} command {shlex.join(argv)!r} exited with {done.returncode}: "
-                f"{output or '(no output)'}")
+                f"{output or '(no output)'}"
+            )
 
     def off(self) -> None:
         """Cut power."""

@@ -18,8 +18,10 @@ DEFAULT_APP = "app-v1"
 def boot_state_reset(index: Index) -> list[FlashRegion]:
     """Erased MCUboot state sectors (trailers, scratch status), so each test starts with no swap
     pending from an earlier one. Usually already erased: skip-if-identical makes them free."""
-    return [FlashRegion(offset, b"\xff" * SECTOR_SIZE, name)
-            for name, offset in layout_for(index.chip).boot_state_sectors().items()]
+    return [
+        FlashRegion(offset, b"\xff" * SECTOR_SIZE, name)
+        for name, offset in layout_for(index.chip).boot_state_sectors().items()
+    ]
 
 
 def flash_plan(index: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None) -> list[FlashRegion]:
@@ -30,8 +32,9 @@ def flash_plan(index: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | N
     return [*plan_from_index(index, [*base, app]), *own_nvs, *boot_state_reset(index), *extra]
 
 
-def flash_app(board: Board, firmware: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None,
-              **kwargs: Any) -> FlashReport:
+def flash_app(
+    board: Board, firmware: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None, **kwargs: Any
+) -> FlashReport:
     """Flash bootloader, NVS (the factory one unless ``nvs`` is given) and ``app`` (with no swap
     pending, plus ``extra`` regions) onto ``board``, skip-if-identical, and reset it."""
     return board.flash(flash_plan(firmware, app, *extra, nvs=nvs), **kwargs)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+
+import tomllib
 
 from hil.board.spec import CAPABILITIES, KNOWN_CHIPS, BoardSpec
 
@@ -51,8 +52,18 @@ USB_BRIDGES: tuple[UsbBridge, ...] = (
 )
 _BRIDGE_BY_ID = {(b.vid, b.pid): b for b in USB_BRIDGES}
 
-_FILE_FIELDS = {"name", "port", "chip", "mac", "baud", "capabilities", "power_command",
-                "network_interface", "network_address", "description"}
+_FILE_FIELDS = {
+    "name",
+    "port",
+    "chip",
+    "mac",
+    "baud",
+    "capabilities",
+    "power_command",
+    "network_interface",
+    "network_address",
+    "description",
+}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -111,17 +122,26 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
     power_command = _field(where, entry, "power_command", str)
     capabilities = frozenset(caps) | ({"power"} if power_command else frozenset())
     if "power" in capabilities and not power_command:
-        raise InventoryError(f"{where}: capability 'power' needs field 'power_command' (the command that "
-                             "switches the board's power; {action} is replaced by off/on/cycle)")
+        raise InventoryError(
+            f"{where}: capability 'power' needs field 'power_command' (the command that "
+            "switches the board's power; {action} is replaced by off/on/cycle)"
+        )
     odd = sorted(capabilities - CAPABILITIES.keys())
     if odd:  # refused, not warned: a misspelt capability would silently skip every scenario needing it
         raise InventoryError(f"{where}: capabilities {odd} are unknown; use some of {sorted(CAPABILITIES)}")
     baud = _field(where, entry, "baud", int, 115200)
-    return BoardSpec(name=name, port=port, chip=chip, mac=_field(where, entry, "mac", str), baud=baud,
-                     capabilities=capabilities, power_command=power_command,
-                     network_interface=_field(where, entry, "network_interface", str),
-                     network_address=_field(where, entry, "network_address", str),
-                     description=_field(where, entry, "description", str, ""))
+    return BoardSpec(
+        name=name,
+        port=port,
+        chip=chip,
+        mac=_field(where, entry, "mac", str),
+        baud=baud,
+        capabilities=capabilities,
+        power_command=power_command,
+        network_interface=_field(where, entry, "network_interface", str),
+        network_address=_field(where, entry, "network_address", str),
+        description=_field(where, entry, "description", str, ""),
+    )
 
 
 def load_boards_file(path: str | Path) -> list[BoardSpec]:
@@ -150,8 +170,9 @@ def by_id_links(directory: str = BY_ID_DIR) -> dict[str, str]:
     return {os.path.realpath(os.path.join(directory, n)): os.path.join(directory, n) for n in names}
 
 
-def detect(list_ports: Callable[[], Iterable] | None = None,
-           links: Callable[[], Mapping[str, str]] = by_id_links) -> list[BoardSpec]:
+def detect(
+    list_ports: Callable[[], Iterable] | None = None, links: Callable[[], Mapping[str, str]] = by_id_links
+) -> list[BoardSpec]:
     """Boards found on USB by VID:PID, named ``<bridge>-<serial>``, ports by-id where available.
 
     ``list_ports`` returns pyserial ``ListPortInfo``-like objects (``device``, ``vid``, ``pid``,
@@ -167,9 +188,14 @@ def detect(list_ports: Callable[[], Iterable] | None = None,
             continue
         device = stable.get(os.path.realpath(info.device), stable.get(info.device, info.device))
         ident = re.sub(r"[^A-Za-z0-9_.-]", "_", info.serial_number or os.path.basename(info.device))
-        specs.append(BoardSpec(name=f"{bridge.label}-{ident}", port=device,
-                               capabilities=frozenset({"reset"}),
-                               description=f"{bridge.label} {info.vid:04x}:{info.pid:04x}"))
+        specs.append(
+            BoardSpec(
+                name=f"{bridge.label}-{ident}",
+                port=device,
+                capabilities=frozenset({"reset"}),
+                description=f"{bridge.label} {info.vid:04x}:{info.pid:04x}",
+            )
+        )
     # two bridges with the same serial number (FT2232 has two ports): keep names unique
     counts: dict[str, int] = {}
     unique = []
@@ -180,8 +206,9 @@ def detect(list_ports: Callable[[], Iterable] | None = None,
     return unique
 
 
-def inventory(urls: Sequence[str] = (), boards_file: str | Path | None = None,
-              autodetect: Callable[[], list[BoardSpec]] = detect) -> list[BoardSpec]:
+def inventory(
+    urls: Sequence[str] = (), boards_file: str | Path | None = None, autodetect: Callable[[], list[BoardSpec]] = detect
+) -> list[BoardSpec]:
     """The boards of this run: URLs and the boards file if given (both allowed), else detected ones."""
     specs = from_urls(urls) if urls else []
     if boards_file:

@@ -76,7 +76,8 @@ class BoardLock:
         except filelock.Timeout:
             raise BoardBusy(
                 f"board {self.board} ({self.port}) is busy: held by {self.describe_holder()}; waited "
-                f"{timeout:g} s. Wait for that run to finish or stop it (lock file {self.lock_path})") from None
+                f"{timeout:g} s. Wait for that run to finish or stop it (lock file {self.lock_path})"
+            ) from None
         self._since = time.time()
         self._write_holder()
 
@@ -87,8 +88,14 @@ class BoardLock:
             self._write_holder()
 
     def _write_holder(self) -> None:
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "owner": self.owner,
-                  "since": self._since, "board": self.board, "port": self.port}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "owner": self.owner,
+            "since": self._since,
+            "board": self.board,
+            "port": self.port,
+        }
         tmp = self.holder_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, self.holder_path)  # readers never see a half-written record
@@ -102,7 +109,7 @@ class BoardLock:
             self.holder_path.unlink(missing_ok=True)
         self._lock.release(force=True)
 
-    def __enter__(self) -> "BoardLock":
+    def __enter__(self) -> BoardLock:
         self.acquire()
         return self
 

@@ -8,23 +8,47 @@ from hil.console.profile import DEFAULT_PROFILE
 from hil.options import OptionSpec
 
 OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("port", "serial port of a board: device path or rfc2217://host:port, optionally NAME=URL "
-                       "(repeatable); without --hil-port/--hil-boards, USB boards are detected, else "
-                       "virtual boards are started", action="append", metavar="URL"),
-    OptionSpec("boards", "boards file (TOML, [[board]] name/port/chip/capabilities/power_command...)",
-               metavar="FILE"),
-    OptionSpec("lock-dir", "directory of the cross-process board locks (default: <tmp>/hil-locks)",
-               metavar="DIR"),
-    OptionSpec("lock-timeout", "seconds to wait for a board another process holds",
-               default=DEFAULT_LOCK_TIMEOUT, type=float, metavar="S"),
-    OptionSpec("firmware-profile", "firmware profile mapping event names to log regexes "
-                                   "(built-in name or a .toml path)", default=DEFAULT_PROFILE, metavar="NAME"),
-    OptionSpec("flash-baud", "baud rate esptool switches to for flashing (0: stay at 115200)",
-               default=0, type=int, metavar="BAUD"),
-    OptionSpec("reflash", "write every region even when its flash MD5 already matches",
-               default=False, action="store_true"),
-    OptionSpec("power-cut-sweep", "power-cut sweeps cut at a spread sample of the points of an update "
-               "(sample) or at every point, every chunk included (all)", default="sample", metavar="MODE"),
-    OptionSpec("power-cut-samples", "how many points a sampled power-cut sweep takes", default=6, type=int,
-               metavar="N"),
+    OptionSpec(
+        "port",
+        "serial port of a board: device path or rfc2217://host:port, optionally NAME=URL "
+        "(repeatable); without --hil-port/--hil-boards, USB boards are detected, else "
+        "virtual boards are started",
+        action="append",
+        metavar="URL",
+    ),
+    OptionSpec("boards", "boards file (TOML, [[board]] name/port/chip/capabilities/power_command...)", metavar="FILE"),
+    OptionSpec("lock-dir", "directory of the cross-process board locks (default: <tmp>/hil-locks)", metavar="DIR"),
+    OptionSpec(
+        "lock-timeout",
+        "seconds to wait for a board another process holds",
+        default=DEFAULT_LOCK_TIMEOUT,
+        type=float,
+        metavar="S",
+    ),
+    OptionSpec(
+        "firmware-profile",
+        "firmware profile mapping event names to log regexes (built-in name or a .toml path)",
+        default=DEFAULT_PROFILE,
+        metavar="NAME",
+    ),
+    OptionSpec(
+        "flash-baud",
+        "baud rate esptool switches to for flashing (0: stay at 115200)",
+        default=0,
+        type=int,
+        metavar="BAUD",
+    ),
+    OptionSpec(
+        "reflash", "write every region even when its flash MD5 already matches", default=False, action="store_true"
+    ),
+    OptionSpec(
+        "power-cut-sweep",
+        "power-cut sweeps cut at a spread sample of the points of an update "
+        "(sample) or at every point, every chunk included (all)",
+        default="sample",
+        metavar="MODE",
+    ),
+    OptionSpec(
+        "power-cut-samples", "how many points a sampled power-cut sweep takes", default=6, type=int, metavar="N"
+    ),
 )

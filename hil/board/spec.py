@@ -6,15 +6,25 @@ from dataclasses import dataclass, field
 
 # esptool's chip names; "auto" = not configured, learnt by probing the board
 KNOWN_CHIPS: tuple[str, ...] = (
-    "auto", "esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c5", "esp32c6", "esp32c61",
-    "esp32h2", "esp32p4", "esp8266",
+    "auto",
+    "esp32",
+    "esp32s2",
+    "esp32s3",
+    "esp32c2",
+    "esp32c3",
+    "esp32c5",
+    "esp32c6",
+    "esp32c61",
+    "esp32h2",
+    "esp32p4",
+    "esp8266",
 )
 
 # Capability names a scenario may require; anything else in an inventory is accepted but warned about
 CAPABILITIES: dict[str, str] = {
     "power": "power can be cut and restored (power_command or a virtual board's switch)",
     "power-cut": "power can be cut at a named firmware checkpoint (Board.arm_power_cut; a virtual board's "
-                 "control socket)",
+    "control socket)",
     "sniff": "the board's network traffic can be captured on network_interface",
     "reset": "EN/IO0 are wired to DTR/RTS (auto-reset circuit), so resets and download mode work",
     "virtual": "a virtual board served by `hil sim`",
@@ -31,9 +41,9 @@ class BoardSpec:
     mac: str | None = None
     baud: int = 115200
     capabilities: frozenset[str] = field(default_factory=frozenset)
-    power_command: str | None = None      # e.g. "uhubctl -l 1-1 -p 2 -a {action}"; {action} = off|on|cycle
+    power_command: str | None = None  # e.g. "uhubctl -l 1-1 -p 2 -a {action}"; {action} = off|on|cycle
     network_interface: str | None = None  # where the board's traffic can be sniffed (bench AP, lo)
-    network_address: str | None = None    # the board's IP address as the server sees it
+    network_address: str | None = None  # the board's IP address as the server sees it
     description: str = ""
 
     def has(self, capability: str) -> bool:

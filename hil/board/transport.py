@@ -96,7 +96,8 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float | None = 0.1) -
     except serial.SerialException as exc:
         raise serial.SerialException(
             f"cannot open serial port {url}: {exc}. Check the port name (`hil boards` lists them), "
-            "that the board or `hil sim` is running, and that no other process holds the port") from exc
+            "that the board or `hil sim` is running, and that no other process holds the port"
+        ) from exc
     except ValueError as exc:  # pyserial's answer to an unknown URL scheme
         raise serial.SerialException(
             f"cannot open serial port {url}: {exc}; use a device path, rfc2217://, socket:// or loop://"

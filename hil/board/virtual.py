@@ -31,20 +31,28 @@ class VirtualBoardSource:
     """One virtual board for a session or worker, started on :meth:`start`, described like an
     inventory entry; :meth:`stop` ends its process."""
 
-    def __init__(self, name: str, state_dir: Path, *, chip: str, defects: tuple[str, ...] = (),
-                 log_path: Path | None = None) -> None:
-        self.process = VirtualBoardProcess(name, state_dir, chip=chip, defects=defects, log_path=log_path,
-                                           net_address=virtual_board_address(state_dir))
+    def __init__(
+        self, name: str, state_dir: Path, *, chip: str, defects: tuple[str, ...] = (), log_path: Path | None = None
+    ) -> None:
+        self.process = VirtualBoardProcess(
+            name, state_dir, chip=chip, defects=defects, log_path=log_path, net_address=virtual_board_address(state_dir)
+        )
 
     def start(self) -> tuple[BoardSpec, PowerDriver]:
         """Start the board; its inventory entry and its power driver (the control socket)."""
         url = self.process.start()
         info = json.loads((self.process.state_dir / "board.json").read_text())
         defects = f", defects: {', '.join(self.process.defects)}" if self.process.defects else ""
-        spec = BoardSpec(name=self.process.name, port=url, chip=self.process.chip, mac=info.get("mac"),
-                         capabilities=VIRTUAL_CAPABILITIES, network_interface="lo",
-                         network_address=info.get("address", "127.0.0.1"),
-                         description=f"virtual ESP32 (hil sim){defects}")
+        spec = BoardSpec(
+            name=self.process.name,
+            port=url,
+            chip=self.process.chip,
+            mac=info.get("mac"),
+            capabilities=VIRTUAL_CAPABILITIES,
+            network_interface="lo",
+            network_address=info.get("address", "127.0.0.1"),
+            description=f"virtual ESP32 (hil sim){defects}",
+        )
         return spec, PowerSwitch(self.process.control_socket)
 
     def stop(self) -> None:

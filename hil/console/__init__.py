@@ -4,11 +4,31 @@ firmware profiles (named events as regexes) and crash / unexpected-reboot detect
 from hil.console.console import DEFAULT_TIMEOUT, TAIL_LINES, Console
 from hil.console.errors import ConsoleClosed, ConsoleError, DeviceCrashed, ExpectTimeout, UnexpectedOutput
 from hil.console.lines import LineKind, LogLine, strip_ansi
-from hil.console.profile import (DEFAULT_PROFILE, FirmwareProfile, ProfileError, UnknownEventError,
-                                 builtin_profiles, load_profile)
+from hil.console.profile import (
+    DEFAULT_PROFILE,
+    FirmwareProfile,
+    ProfileError,
+    UnknownEventError,
+    builtin_profiles,
+    load_profile,
+)
 
 __all__ = [
-    "Console", "ConsoleClosed", "ConsoleError", "DEFAULT_PROFILE", "DEFAULT_TIMEOUT", "DeviceCrashed",
-    "ExpectTimeout", "FirmwareProfile", "LineKind", "LogLine", "ProfileError", "TAIL_LINES",
-    "UnexpectedOutput", "UnknownEventError", "builtin_profiles", "load_profile", "strip_ansi",
+    "DEFAULT_PROFILE",
+    "DEFAULT_TIMEOUT",
+    "TAIL_LINES",
+    "Console",
+    "ConsoleClosed",
+    "ConsoleError",
+    "DeviceCrashed",
+    "ExpectTimeout",
+    "FirmwareProfile",
+    "LineKind",
+    "LogLine",
+    "ProfileError",
+    "UnexpectedOutput",
+    "UnknownEventError",
+    "builtin_profiles",
+    "load_profile",
+    "strip_ansi",
 ]

@@ -11,10 +11,10 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-EXIT_KEY = b"\x1d"   # Ctrl-]
+EXIT_KEY = b"\x1d"  # Ctrl-]
 RESET_KEY = b"\x12"  # Ctrl-R
 LEVEL_RE = re.compile(r"^([EWIDV]) \(\d+\) ")
 COLOURS = {"E": "\x1b[0;31m", "W": "\x1b[0;33m", "I": "\x1b[0;32m"}
@@ -42,6 +42,7 @@ def _raw_stdin() -> Iterator[bool]:
         return
     import termios
     import tty
+
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     try:
@@ -85,8 +86,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"hil monitor: {exc}", file=sys.stderr)
         return 1
     with board, _raw_stdin() as interactive:
-        print(f"--- hil monitor on {args.port} ({'Ctrl-] exits, Ctrl-R resets' if interactive else 'Ctrl-C exits'}) ---",
-              file=sys.stderr)
+        print(
+            f"--- hil monitor on {args.port} ({'Ctrl-] exits, Ctrl-R resets' if interactive else 'Ctrl-C exits'}) ---",
+            file=sys.stderr,
+        )
         if interactive:
             threading.Thread(target=_keyboard, args=(board, stop), daemon=True).start()
         if args.log:
@@ -108,8 +111,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hil monitor``."""
-    parser = subparsers.add_parser("monitor", help="serial monitor with ESP-IDF colours (Ctrl-] exits)",
-                                   description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "monitor", help="serial monitor with ESP-IDF colours (Ctrl-] exits)", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", required=True, metavar="URL", help="device path or rfc2217://host:port")
     parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--name", default="board0", help="board name shown in messages")

@@ -18,9 +18,10 @@ import collections
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, TextIO
+from typing import TextIO
 
 import serial
 
@@ -42,8 +43,9 @@ class Console:
     The console does not own the port (the Board does): ``close()`` stops the reader only.
     """
 
-    def __init__(self, port: serial.SerialBase, name: str, profile: FirmwareProfile | None = None,
-                 *, history: int = 10000) -> None:
+    def __init__(
+        self, port: serial.SerialBase, name: str, profile: FirmwareProfile | None = None, *, history: int = 10000
+    ) -> None:
         self._port = port
         self.name = name
         self._profile = profile
@@ -96,7 +98,7 @@ class Console:
             self._append(raw)
         self.log_to(None)
 
-    def __enter__(self) -> "Console":
+    def __enter__(self) -> Console:
         self.start()
         return self
 
@@ -244,9 +246,16 @@ class Console:
             self._cursor = max(self._cursor, line.seq + 1)  # the crash is reported once
         raise DeviceCrashed(self.name, what, line.text, reason, self.tail())
 
-    def _wait_for(self, matcher: Matcher, what: str, timeout: float, since: int | None,
-                  allow_crash: bool, allow_reboot: bool,
-                  unless: Sequence[tuple[Matcher, str]] = ()) -> re.Match[str]:
+    def _wait_for(
+        self,
+        matcher: Matcher,
+        what: str,
+        timeout: float,
+        since: int | None,
+        allow_crash: bool,
+        allow_reboot: bool,
+        unless: Sequence[tuple[Matcher, str]] = (),
+    ) -> re.Match[str]:
         start = self.cursor if since is None else since
         for line in self.follow(start, timeout):
             match = matcher(line.text)
@@ -256,8 +265,7 @@ class Console:
                 return match
             for stop, stop_what in unless:
                 if stop(line.text):
-                    raise UnexpectedOutput(self.name, f"{stop_what} while waiting for {what}",
-                                           line.text, self.tail())
+                    raise UnexpectedOutput(self.name, f"{stop_what} while waiting for {what}", line.text, self.tail())
             self._check_fatal(line, what, allow_crash, allow_reboot)
         raise ExpectTimeout(self.name, what, timeout, self.tail())
 
@@ -268,22 +276,32 @@ class Console:
                 raise UnexpectedOutput(self.name, what, line.text, self.tail())
             self._check_fatal(line, f"absence of {what}", False, False)
 
-    def expect(self, pattern: str | re.Pattern[str], timeout: float = DEFAULT_TIMEOUT, *,
-               since: int | None = None, allow_crash: bool = False, allow_reboot: bool = False) -> re.Match[str]:
+    def expect(
+        self,
+        pattern: str | re.Pattern[str],
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        since: int | None = None,
+        allow_crash: bool = False,
+        allow_reboot: bool = False,
+    ) -> re.Match[str]:
         """Wait for a line matching ``pattern`` (searched, colours stripped); return the match.
 
         Raises :class:`ExpectTimeout` (with the tail) or :class:`DeviceCrashed` (at once).
         """
         regex = re.compile(pattern)
-        return self._wait_for(regex.search, f"line matching /{regex.pattern}/", timeout, since,
-                              allow_crash, allow_reboot)
+        return self._wait_for(
+            regex.search, f"line matching /{regex.pattern}/", timeout, since, allow_crash, allow_reboot
+        )
 
     def _event_matcher(self, name: str, fields: Mapping[str, object]) -> tuple[Matcher, str]:
         regex = self.profile.event(name)
         unknown = sorted(set(fields) - set(regex.groupindex))
         if unknown:
-            raise ValueError(f"event {name!r} of firmware profile {self.profile.name!r} has no field(s) "
-                             f"{unknown}; its fields are {sorted(regex.groupindex)}")
+            raise ValueError(
+                f"event {name!r} of firmware profile {self.profile.name!r} has no field(s) "
+                f"{unknown}; its fields are {sorted(regex.groupindex)}"
+            )
         wanted = {k: str(v) for k, v in fields.items()}
 
         def matcher(text: str) -> re.Match[str] | None:
@@ -295,9 +313,17 @@ class Console:
         shown = "".join(f" {k}={v}" for k, v in wanted.items())
         return matcher, f"event {name}{shown} (/{regex.pattern}/, profile {self.profile.name})"
 
-    def expect_event(self, name: str, timeout: float = DEFAULT_TIMEOUT, *, since: int | None = None,
-                     allow_crash: bool = False, allow_reboot: bool = False,
-                     unless: Sequence[str] = (), **fields: object) -> re.Match[str]:
+    def expect_event(
+        self,
+        name: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        since: int | None = None,
+        allow_crash: bool = False,
+        allow_reboot: bool = False,
+        unless: Sequence[str] = (),
+        **fields: object,
+    ) -> re.Match[str]:
         """Wait for the profile's event ``name`` whose named fields equal ``fields`` (as strings).
 
         ``unless`` names events that settle the question the other way: if one of them arrives

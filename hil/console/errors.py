@@ -3,7 +3,7 @@ and carries the console tail so a failing test shows what the device actually sa
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class ConsoleError(Exception):
@@ -21,8 +21,10 @@ class ExpectTimeout(ConsoleError, AssertionError):
 
     def __init__(self, board: str, what: str, timeout: float, tail: Sequence[str]) -> None:
         self.board, self.what, self.timeout, self.tail = board, what, timeout, list(tail)
-        super().__init__(f"{board}: no {what} within {timeout:.1f} s; last {len(self.tail)} console lines:\n"
-                         f"{_format_tail(self.tail)}")
+        super().__init__(
+            f"{board}: no {what} within {timeout:.1f} s; last {len(self.tail)} console lines:\n"
+            f"{_format_tail(self.tail)}"
+        )
 
 
 class DeviceCrashed(ConsoleError, AssertionError):
@@ -30,8 +32,10 @@ class DeviceCrashed(ConsoleError, AssertionError):
 
     def __init__(self, board: str, what: str, line: str, reason: str, tail: Sequence[str]) -> None:
         self.board, self.what, self.line, self.reason, self.tail = board, what, line, reason, list(tail)
-        super().__init__(f"{board}: {reason} while waiting for {what}: {line!r}; last {len(self.tail)} console lines:\n"
-                         f"{_format_tail(self.tail)}")
+        super().__init__(
+            f"{board}: {reason} while waiting for {what}: {line!r}; last {len(self.tail)} console lines:\n"
+            f"{_format_tail(self.tail)}"
+        )
 
 
 class UnexpectedOutput(ConsoleError, AssertionError):
@@ -39,8 +43,9 @@ class UnexpectedOutput(ConsoleError, AssertionError):
 
     def __init__(self, board: str, what: str, line: str, tail: Sequence[str]) -> None:
         self.board, self.what, self.line, self.tail = board, what, line, list(tail)
-        super().__init__(f"{board}: unexpected {what}: {line!r}; last {len(self.tail)} console lines:\n"
-                         f"{_format_tail(self.tail)}")
+        super().__init__(
+            f"{board}: unexpected {what}: {line!r}; last {len(self.tail)} console lines:\n{_format_tail(self.tail)}"
+        )
 
 
 class ConsoleClosed(ConsoleError):

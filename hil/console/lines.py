@@ -19,7 +19,7 @@ class LineKind(enum.Enum):
     """How the reader classified a line when it arrived."""
 
     NORMAL = "normal"
-    EXPECTED_RESET = "expected-reset"   # ROM banner after a reset the harness asked for
+    EXPECTED_RESET = "expected-reset"  # ROM banner after a reset the harness asked for
     UNEXPECTED_RESET = "unexpected-reset"  # ROM banner nobody asked for: a reboot the test must see
     CRASH = "crash"  # the profile's crash regex matched
 
@@ -28,11 +28,11 @@ class LineKind(enum.Enum):
 class LogLine:
     """One console line as received."""
 
-    seq: int          # position in the console's stream, from 0; cursors and marks are seqs
-    wall: float       # time.time() on arrival
-    rel: float        # seconds since the current log's start (``Console.log_to``)
-    raw: str          # as received (colours kept), without the line ending
-    text: str         # colours stripped: what regexes are matched against
+    seq: int  # position in the console's stream, from 0; cursors and marks are seqs
+    wall: float  # time.time() on arrival
+    rel: float  # seconds since the current log's start (``Console.log_to``)
+    raw: str  # as received (colours kept), without the line ending
+    text: str  # colours stripped: what regexes are matched against
     kind: LineKind = LineKind.NORMAL
 
     def format(self) -> str:

@@ -9,11 +9,12 @@ writing a profile, not touching tests.
 from __future__ import annotations
 
 import re
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
+
+import tomllib
 
 DEFAULT_PROFILE = "ecowatt-idf"
 CRASH_EVENT = "crash"
@@ -49,7 +50,8 @@ class FirmwareProfile:
         except KeyError:
             raise UnknownEventError(
                 f"event {name!r} is not defined by firmware profile {self.name!r} ({self.source}); "
-                f"it defines: {', '.join(sorted(self.events))}") from None
+                f"it defines: {', '.join(sorted(self.events))}"
+            ) from None
 
     @property
     def crash(self) -> re.Pattern[str] | None:
@@ -81,7 +83,8 @@ def _read(name_or_path: str | Path) -> tuple[dict, str]:
     if not resource.is_file():
         raise ProfileError(
             f"unknown firmware profile {name_or_path!r}: built-in profiles are {builtin_profiles()}; "
-            "or pass the path of a .toml profile")
+            "or pass the path of a .toml profile"
+        )
     return tomllib.loads(resource.read_text(encoding="utf-8")), f"builtin:{name_or_path}"
 
 
@@ -116,5 +119,9 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, _seen: tuple[str, .
             events[name] = re.compile(regex)
         except re.error as exc:
             raise ProfileError(f"firmware profile {source}: event {name!r} has an invalid regex: {exc}") from exc
-    return FirmwareProfile(name=str(meta.get("name", name_or_path)), description=str(meta.get("description", "")),
-                           events=events, source=source)
+    return FirmwareProfile(
+        name=str(meta.get("name", name_or_path)),
+        description=str(meta.get("description", "")),
+        events=events,
+        source=source,
+    )

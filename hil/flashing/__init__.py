@@ -6,7 +6,19 @@ from hil.flashing.plan import FlashRegion, FlashReport, RegionResult, plan_from,
 from hil.flashing.session import FlashConnectError, FlashSession
 
 __all__ = [
-    "FlashConnectError", "FlashError", "FlashRegion", "FlashReport", "FlashSession", "FlashTarget",
-    "FlashTimeout", "RegionResult", "apply_plan", "clean_environment", "erase_port", "flash_port",
-    "plan_from", "plan_from_index", "region",
+    "FlashConnectError",
+    "FlashError",
+    "FlashRegion",
+    "FlashReport",
+    "FlashSession",
+    "FlashTarget",
+    "FlashTimeout",
+    "RegionResult",
+    "apply_plan",
+    "clean_environment",
+    "erase_port",
+    "flash_port",
+    "plan_from",
+    "plan_from_index",
+    "region",
 ]

@@ -24,6 +24,7 @@ def build_plan(artifacts: list[str], directory: str) -> list[FlashRegion]:
             raise ValueError(f"artifact {item!r}: expected OFFSET=FILE with OFFSET like 0x1000") from None
     if named:
         from hil.images.index import load_index  # the index format belongs to hil.images
+
         regions += plan_from_index(load_index(directory), named)
     return plan_from(regions)
 
@@ -72,8 +73,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hil flash``."""
-    parser = subparsers.add_parser("flash", help="flash artifacts onto a board (skip-if-identical)",
-                                   description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "flash", help="flash artifacts onto a board (skip-if-identical)", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", required=True, metavar="URL", help="device path or rfc2217://host:port")
     parser.add_argument("--dir", default="firmware_builds", help="directory holding index.json")
     parser.add_argument("--name", default="board0", help="board name used in messages and the lock")
@@ -82,6 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-reset", action="store_true", help="leave the chip in the loader afterwards")
     parser.add_argument("--lock-dir", metavar="DIR", help="directory of the board locks")
     parser.add_argument("--lock-timeout", type=float, default=30.0, help="seconds to wait for a busy board")
-    parser.add_argument("artifacts", nargs="*", metavar="ARTIFACT",
-                        help=f"index artifact name or OFFSET=FILE (default: {' '.join(DEFAULT_ARTIFACTS)})")
+    parser.add_argument(
+        "artifacts",
+        nargs="*",
+        metavar="ARTIFACT",
+        help=f"index artifact name or OFFSET=FILE (default: {' '.join(DEFAULT_ARTIFACTS)})",
+    )
     parser.set_defaults(func=_run)

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from esp_pylib.logger import EspLog, EspLogBase
 
 T = TypeVar("T")
 _ESPTOOL_PREFIX = "ESPTOOL_"
 _install_lock = threading.Lock()
-_router: "_RoutedLog | None" = None  # mirrors esptool's own process-wide logger singleton
+_router: _RoutedLog | None = None  # mirrors esptool's own process-wide logger singleton
 
 
 class FlashError(RuntimeError):
@@ -64,7 +65,7 @@ def clean_environment(env: dict[str, str] | None = None) -> dict[str, str]:
 def _import_esptool() -> Any:
     hidden = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(_ESPTOOL_PREFIX)}
     try:
-        import esptool.cmds  # noqa: F401  (first import reads the configuration)
+        import esptool.cmds
         import esptool.config
     finally:
         os.environ.update(hidden)
@@ -72,7 +73,8 @@ def _import_esptool() -> Any:
     if path is not None:
         raise FlashError(
             f"esptool loaded an [esptool] configuration from {path}; it changes reset sequences and "
-            "timeouts of every flash. Remove that section (or the file) or run from another directory")
+            "timeouts of every flash. Remove that section (or the file) or run from another directory"
+        )
     return esptool
 
 
@@ -138,8 +140,9 @@ class _RoutedLog(EspLogBase):
     def set_verbosity(self, mode: int | str) -> None:
         self._fallback.set_verbosity(mode)
 
-    def progress_bar(self, cur_iter: int, total_iters: int, prefix: str = "", suffix: str = "",
-                     bar_length: int = 30) -> None:
+    def progress_bar(
+        self, cur_iter: int, total_iters: int, prefix: str = "", suffix: str = "", bar_length: int = 30
+    ) -> None:
         sink = self._sink()
         if sink is None:
             self._fallback.progress_bar(cur_iter, total_iters, prefix, suffix, bar_length)
@@ -147,8 +150,9 @@ class _RoutedLog(EspLogBase):
             sink.progress(cur_iter, total_iters)
 
 
-def run_bounded(call: Callable[[], T], timeout: float, sink: Sink, abort: Callable[[], None],
-                describe: Callable[[float], str]) -> T:
+def run_bounded(
+    call: Callable[[], T], timeout: float, sink: Sink, abort: Callable[[], None], describe: Callable[[float], str]
+) -> T:
     """Run ``call`` in a worker thread with its esptool output routed to ``sink``.
 
     If it does not finish within ``timeout`` s, ``abort()`` is called (it must make the call fail,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import serial
 
@@ -28,8 +29,9 @@ class FlashTarget(Protocol):
     def erase(self, offset: int, size: int) -> None: ...
 
 
-def apply_plan(target: FlashTarget, regions: Sequence[FlashRegion], *, board: str, port: str,
-               force: bool = False) -> FlashReport:
+def apply_plan(
+    target: FlashTarget, regions: Sequence[FlashRegion], *, board: str, port: str, force: bool = False
+) -> FlashReport:
     """Write each region whose flash MD5 differs from the image's (all of them with ``force``).
 
     Within a region that differs only the ``DELTA_BLOCK``-sized blocks whose MD5 differs are
@@ -51,9 +53,16 @@ def apply_plan(target: FlashTarget, regions: Sequence[FlashRegion], *, board: st
         for part in parts:
             target.write(part)
         written = sum(part.size for part in parts)
-        report.regions.append(RegionResult(region.label, region.offset, region.size,
-                                           "written" if parts else "skipped",
-                                           time.monotonic() - t0, written))
+        report.regions.append(
+            RegionResult(
+                region.label,
+                region.offset,
+                region.size,
+                "written" if parts else "skipped",
+                time.monotonic() - t0,
+                written,
+            )
+        )
     report.seconds = time.monotonic() - started
     return report
 
@@ -63,7 +72,7 @@ def changed_parts(target: FlashTarget, region: FlashRegion, block: int = DELTA_B
     parts: list[FlashRegion] = []
     run_start: int | None = None
     for start in range(0, region.size, block):
-        chunk = region.data[start:start + block]
+        chunk = region.data[start : start + block]
         same = target.flash_md5(region.offset + start, len(chunk)) == hashlib.md5(chunk).hexdigest()
         if not same and run_start is None:
             run_start = start
@@ -79,13 +88,21 @@ def changed_parts(target: FlashTarget, region: FlashRegion, block: int = DELTA_B
 def check_erase_range(offset: int, size: int) -> None:
     """Erase works on whole 4 KiB sectors: refuse a range that is not sector-aligned."""
     if offset % SECTOR or size % SECTOR or size <= 0:
-        raise ValueError(f"erase range {offset:#x}+{size:#x} must be a positive multiple of 4 KiB at a "
-                         "4 KiB-aligned offset")
+        raise ValueError(
+            f"erase range {offset:#x}+{size:#x} must be a positive multiple of 4 KiB at a 4 KiB-aligned offset"
+        )
 
 
-def flash_port(port: serial.SerialBase, regions: Sequence[FlashRegion], *, board: str,
-               flash_baud: int | None = None, progress: ProgressFn | None = None, force: bool = False,
-               timeout_scale: float = 1.0) -> FlashReport:
+def flash_port(
+    port: serial.SerialBase,
+    regions: Sequence[FlashRegion],
+    *,
+    board: str,
+    flash_baud: int | None = None,
+    progress: ProgressFn | None = None,
+    force: bool = False,
+    timeout_scale: float = 1.0,
+) -> FlashReport:
     """Connect esptool on the open ``port`` and apply ``regions`` skip-if-identical.
 
     The chip is left in the loader: the caller resets it (``Board.flash`` does, announcing the
@@ -99,8 +116,9 @@ def flash_port(port: serial.SerialBase, regions: Sequence[FlashRegion], *, board
     return report
 
 
-def erase_port(port: serial.SerialBase, offset: int, size: int, *, board: str, label: str = "erase",
-               timeout_scale: float = 1.0) -> FlashReport:
+def erase_port(
+    port: serial.SerialBase, offset: int, size: int, *, board: str, label: str = "erase", timeout_scale: float = 1.0
+) -> FlashReport:
     """Connect esptool on the open ``port`` and erase ``size`` bytes at ``offset`` (4 KiB aligned)."""
     check_erase_range(offset, size)
     session = FlashSession(port, board, timeout_scale=timeout_scale)

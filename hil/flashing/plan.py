@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
-
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class FlashRegion:
     def end(self) -> int:
         return self.offset + len(self.data)
 
-    def part(self, start: int, stop: int) -> "FlashRegion":
+    def part(self, start: int, stop: int) -> FlashRegion:
         """The bytes ``[start, stop)`` of this region (relative offsets) as a region of their own."""
         return FlashRegion(self.offset + start, self.data[start:stop], self.label)
 
@@ -52,8 +52,9 @@ def plan_from(items: Iterable[tuple[int, bytes | str | Path, str] | FlashRegion]
     ordered = sorted(regions, key=lambda r: r.offset)
     for a, b in zip(ordered, ordered[1:]):
         if a.end > b.offset:
-            raise ValueError(f"flash regions overlap: {a.label} [{a.offset:#x}, {a.end:#x}) and "
-                             f"{b.label} at {b.offset:#x}")
+            raise ValueError(
+                f"flash regions overlap: {a.label} [{a.offset:#x}, {a.end:#x}) and {b.label} at {b.offset:#x}"
+            )
     return regions
 
 
@@ -73,7 +74,7 @@ class RegionResult:
     label: str
     offset: int
     size: int
-    action: str        # "written" | "skipped" (flash MD5 already matched) | "erased"
+    action: str  # "written" | "skipped" (flash MD5 already matched) | "erased"
     seconds: float
     bytes_written: int = 0  # may be less than size: only the blocks whose MD5 differed
 
@@ -103,8 +104,12 @@ class FlashReport:
 
     def format(self) -> str:
         """Human-readable summary, one line per region."""
-        lines = [f"{self.board} ({self.port}, {self.chip or 'chip ?'}): {self.bytes_written} bytes written "
-                 f"in {self.seconds:.2f} s"]
-        lines += [f"  {r.offset:#08x} {r.size:>8} B  {r.action:<8} {r.label} "
-                  f"({r.bytes_written} B written, {r.seconds:.2f} s)" for r in self.regions]
+        lines = [
+            f"{self.board} ({self.port}, {self.chip or 'chip ?'}): {self.bytes_written} bytes written "
+            f"in {self.seconds:.2f} s"
+        ]
+        lines += [
+            f"  {r.offset:#08x} {r.size:>8} B  {r.action:<8} {r.label} ({r.bytes_written} B written, {r.seconds:.2f} s)"
+            for r in self.regions
+        ]
         return "\n".join(lines)

@@ -6,7 +6,8 @@ the baud rate, attach the SPI flash and set its size. Every step is bounded (``r
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import serial
 
@@ -34,9 +35,16 @@ class FlashSession:
     """One esptool connection on an open port. The port stays the caller's; the chip is left in
     the stub loader until the caller resets it."""
 
-    def __init__(self, port: serial.SerialBase, board: str, *, flash_baud: int | None = None,
-                 progress: ProgressFn | None = None, timeout_scale: float = 1.0,
-                 connect_attempts: int = CONNECT_ATTEMPTS) -> None:
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        board: str,
+        *,
+        flash_baud: int | None = None,
+        progress: ProgressFn | None = None,
+        timeout_scale: float = 1.0,
+        connect_attempts: int = CONNECT_ATTEMPTS,
+    ) -> None:
         self.port = port
         self.connect_attempts = connect_attempts
         self.board = board
@@ -53,20 +61,28 @@ class FlashSession:
         return str(getattr(self.port, "port", self.port))
 
     def _call(self, step: str, timeout: float, call: Callable[[], T], label: str = "") -> T:
-        sink = Sink(on_progress=(lambda done, total: self.progress(label, done, total)) if self.progress else None,
-                    transcript=self.transcript)
+        sink = Sink(
+            on_progress=(lambda done, total: self.progress(label, done, total)) if self.progress else None,
+            transcript=self.transcript,
+        )
         bound = timeout * self.timeout_scale
         fatal = esptool_module().FatalError
         try:
             return run_bounded(
-                call, bound, sink, abort=self.port.close,
+                call,
+                bound,
+                sink,
+                abort=self.port.close,
                 describe=lambda t: (
                     f"{self.board}: esptool step '{step}' on {self.port_name} did not finish within {t:.0f} s "
                     "(the device stopped answering: no reply after the stub upload, board held in reset, or a "
-                    "cable/hub problem). The port was closed; reset the board and retry"))
+                    "cable/hub problem). The port was closed; reset the board and retry"
+                ),
+            )
         except (fatal, serial.SerialException, OSError) as exc:
-            raise FlashError(f"{self.board}: esptool step '{step}' on {self.port_name} failed: "
-                             f"{str(exc).strip()}") from exc
+            raise FlashError(
+                f"{self.board}: esptool step '{step}' on {self.port_name} failed: {str(exc).strip()}"
+            ) from exc
 
     def connect(self) -> None:
         """Enter the ROM loader, detect the chip, run the stub, attach flash. Retries at a lower
@@ -77,8 +93,7 @@ class FlashSession:
             if not self.port.is_open:
                 self.port.open()  # esptool closes the port when a connect fails
             try:
-                self._esp = self._call(f"connect at {baud} baud", CONNECT_TIMEOUT,
-                                       lambda: self._connect(esptool, baud))
+                self._esp = self._call(f"connect at {baud} baud", CONNECT_TIMEOUT, lambda: self._connect(esptool, baud))
                 break
             except FlashError as exc:
                 cause = exc.__cause__ or exc  # esptool's own words, without our prefix
@@ -88,7 +103,8 @@ class FlashSession:
                 f"{self.board}: cannot connect to the ESP ROM loader on {self.port_name} ({'; '.join(errors)}). "
                 "Likely causes: wrong port (`hil boards` lists them); the board is held in reset or lacks the "
                 "auto-reset circuit (hold BOOT and press EN); another process uses the port (a monitor or "
-                "another run)")
+                "another run)"
+            )
         self.chip = chip_key(self._esp.CHIP_NAME)
         self.mac = ":".join(f"{b:02x}" for b in self._call("read MAC", 10, self._esp.read_mac))
 
@@ -112,24 +128,30 @@ class FlashSession:
 
     def flash_md5(self, offset: int, size: int) -> str:
         """MD5 (hex) of ``size`` bytes of flash at ``offset``, computed by the stub."""
-        return self._call(f"md5 {offset:#x}+{size:#x}", 10 + 8 * size / MIB,
-                          lambda: self.esp.flash_md5sum(offset, size))
+        return self._call(
+            f"md5 {offset:#x}+{size:#x}", 10 + 8 * size / MIB, lambda: self.esp.flash_md5sum(offset, size)
+        )
 
     def write(self, region: FlashRegion) -> None:
         """Write (compressed) and verify one region (esptool checks the flash MD5 after writing)."""
         cmds = esptool_module().cmds
-        self._call(f"write {region.label} at {region.offset:#x}", 20 + region.size / 20_000,
-                   lambda: cmds.write_flash(self.esp, [(region.offset, region.data)], flash_size="keep"),
-                   label=region.label)
+        self._call(
+            f"write {region.label} at {region.offset:#x}",
+            20 + region.size / 20_000,
+            lambda: cmds.write_flash(self.esp, [(region.offset, region.data)], flash_size="keep"),
+            label=region.label,
+        )
 
     def read(self, offset: int, size: int) -> bytes:
         """Read ``size`` bytes of flash at ``offset``."""
         cmds = esptool_module().cmds
-        return self._call(f"read {offset:#x}+{size:#x}", 20 + size / 20_000,
-                          lambda: cmds.read_flash(self.esp, offset, size, None))
+        return self._call(
+            f"read {offset:#x}+{size:#x}", 20 + size / 20_000, lambda: cmds.read_flash(self.esp, offset, size, None)
+        )
 
     def erase(self, offset: int, size: int) -> None:
         """Erase a 4 KiB-aligned region (flash reads back 0xFF)."""
         cmds = esptool_module().cmds
-        self._call(f"erase {offset:#x}+{size:#x}", 10 + 40 * size / MIB,
-                   lambda: cmds.erase_region(self.esp, offset, size))
+        self._call(
+            f"erase {offset:#x}+{size:#x}", 10 + 40 * size / MIB, lambda: cmds.erase_region(self.esp, offset, size)
+        )

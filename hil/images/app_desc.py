@@ -33,13 +33,21 @@ class AppDesc:
     def pack(self) -> bytes:
         """Serialise to the 256-byte C layout."""
         return struct.pack(
-            _FMT, APP_DESC_MAGIC, self.secure_version, b"", self.version.encode(),
-            self.project_name.encode(), self.time.encode(), self.date.encode(),
-            self.idf_ver.encode(), self.elf_sha256, b"",
+            _FMT,
+            APP_DESC_MAGIC,
+            self.secure_version,
+            b"",
+            self.version.encode(),
+            self.project_name.encode(),
+            self.time.encode(),
+            self.date.encode(),
+            self.idf_ver.encode(),
+            self.elf_sha256,
+            b"",
         )
 
     @classmethod
-    def unpack(cls, raw: bytes) -> "AppDesc":
+    def unpack(cls, raw: bytes) -> AppDesc:
         """Parse 256 bytes; raises ``ValueError`` when the magic is wrong or data is short."""
         if len(raw) < APP_DESC_SIZE:
             raise ValueError(f"app descriptor truncated: {len(raw)} of {APP_DESC_SIZE} bytes")
@@ -51,4 +59,4 @@ class AppDesc:
 
 def find_app_desc(app_image: bytes) -> AppDesc:
     """Read the descriptor from an ESP32 app image (as stored in a slot after the MCUboot header)."""
-    return AppDesc.unpack(app_image[APP_DESC_OFFSET:APP_DESC_OFFSET + APP_DESC_SIZE])
+    return AppDesc.unpack(app_image[APP_DESC_OFFSET : APP_DESC_OFFSET + APP_DESC_SIZE])

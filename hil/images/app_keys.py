@@ -22,4 +22,4 @@ def find_fota_public_key(app_image: bytes) -> bytes | None:
     end = app_image.find(PEM_END, start) if start >= 0 else -1
     if end < 0:
         return None
-    return app_image[start:end + len(PEM_END)] + b"\n"
+    return app_image[start : end + len(PEM_END)] + b"\n"

@@ -24,5 +24,5 @@ def find_key_block(data: bytes) -> bytes | None:
     if at < 0 or at + 18 > len(data):
         return None
     (length,) = struct.unpack_from("<H", data, at + 16)
-    der = data[at + 18: at + 18 + length]
+    der = data[at + 18 : at + 18 + length]
     return der if len(der) == length else None

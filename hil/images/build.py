@@ -40,8 +40,20 @@ DEFAULT_SIZE = 0x100000
 DEFAULT_CHIP = "esp32"
 LOCK_TIMEOUT = 300.0  # another process building the same directory: a full build takes seconds
 _SLOT_MARGIN = 0x2000  # room in a slot for the TLVs and MCUboot's swap trailer
-_SOURCES = ("app_desc.py", "app_keys.py", "bootloader_key.py", "build.py", "esp_image.py", "fota.py",
-            "fota_build.py", "keys.py", "layout.py", "nvs_gen.py", "signing.py", "variants.py")
+_SOURCES = (
+    "app_desc.py",
+    "app_keys.py",
+    "bootloader_key.py",
+    "build.py",
+    "esp_image.py",
+    "fota.py",
+    "fota_build.py",
+    "keys.py",
+    "layout.py",
+    "nvs_gen.py",
+    "signing.py",
+    "variants.py",
+)
 _TOOLS = ("esptool", "imgtool", "esp-idf-nvs-partition-gen")
 
 
@@ -71,15 +83,18 @@ def check_size(size: int, layout: FlashLayout) -> None:
     """Refuse app sizes that are too small for the segment layout or do not fit a slot."""
     largest = layout.slot_size - MCUBOOT_HEADER_SIZE - _SLOT_MARGIN
     if not MIN_APP_SIZE <= size <= largest:
-        raise ValueError(f"--size {size:#x} out of range: an app image is {MIN_APP_SIZE:#x}.."
-                         f"{largest:#x} bytes for a {layout.slot_size:#x}-byte slot")
+        raise ValueError(
+            f"--size {size:#x} out of range: an app image is {MIN_APP_SIZE:#x}.."
+            f"{largest:#x} bytes for a {layout.slot_size:#x}-byte slot"
+        )
 
 
 def input_fingerprint(keys: KeyStore, chip: str, size: int) -> str:
     """SHA-256 over everything the outputs depend on (key files are hashed, never shown)."""
     here = Path(__file__).parent
     doc = {
-        "chip": chip, "size": size,
+        "chip": chip,
+        "size": size,
         "sources": {n: hashlib.sha256((here / n).read_bytes()).hexdigest() for n in _SOURCES},
         "tools": {t: importlib.metadata.version(t) for t in _TOOLS},
         "keys": {n: hashlib.sha256(keys.path(n).read_bytes()).hexdigest() for n in KEY_SPECS},
@@ -106,8 +121,14 @@ def _intact(out: Path, fingerprint: str) -> Index | None:
     return index
 
 
-def build_images(out: Path | str = DEFAULT_OUT, *, size: int = DEFAULT_SIZE, chip: str = DEFAULT_CHIP,
-                 force: bool = False, keys_dir: Path | str | None = None) -> BuildResult:
+def build_images(
+    out: Path | str = DEFAULT_OUT,
+    *,
+    size: int = DEFAULT_SIZE,
+    chip: str = DEFAULT_CHIP,
+    force: bool = False,
+    keys_dir: Path | str | None = None,
+) -> BuildResult:
     """Build (or confirm up to date) every artifact in ``out`` and return the index.
 
     Keys live in ``keys_dir`` (default ``out/keys``): point another chip's build at the committed
@@ -122,8 +143,12 @@ def build_images(out: Path | str = DEFAULT_OUT, *, size: int = DEFAULT_SIZE, chi
         keys = KeyStore(Path(keys_dir) if keys_dir is not None else out / "keys")
         generated = tuple(keys.ensure())
         for name in generated:
-            log.warning("generated new TEST ONLY key %s (fingerprint %s) in %s: commit it",
-                        name, keys.fingerprint(name), keys.directory)
+            log.warning(
+                "generated new TEST ONLY key %s (fingerprint %s) in %s: commit it",
+                name,
+                keys.fingerprint(name),
+                keys.directory,
+            )
         fingerprint = input_fingerprint(keys, chip, size)
         current = None if force else _intact(out, fingerprint)
         if current is not None:
@@ -142,23 +167,37 @@ def _build(out: Path, keys: KeyStore, layout: FlashLayout, size: int, fingerprin
     arts = _Artifacts(out, chip)
 
     boot = build_bootloader_image(keys.public_der("mcuboot-signing-key"), chip)
-    arts.add("bootloader", "bootloader.bin", boot, role="bootloader", offset=layout.bootloader,
-             note=f"MCUboot; trusts mcuboot-signing-key {keys.fingerprint('mcuboot-signing-key')}")
+    arts.add(
+        "bootloader",
+        "bootloader.bin",
+        boot,
+        role="bootloader",
+        offset=layout.bootloader,
+        note=f"MCUboot; trusts mcuboot-signing-key {keys.fingerprint('mcuboot-signing-key')}",
+    )
 
     jobs = {_SignJob(r.version, r.project, "mcuboot-signing-key", "hash"): None for r in RELEASES}
     jobs.update({_SignJob(v.version, v.project, v.sign_with, v.public_key_format): None for v in VARIANTS})
     payloads = {(j.version, j.project) for j in jobs}
-    fota_pem = keys.rsa_private("fota-signing-key").public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fota_pem = (
+        keys.rsa_private("fota-signing-key")
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     for version, project in sorted(payloads):
         data = build_app_image(AppDesc(version=version, project_name=project), chip, size, fota_pem)
         (out / "payloads" / f"{project}-{version}.bin").write_bytes(data)
 
     def sign(job: _SignJob) -> bytes:
         target = work / f"{job.stem}.bin"
-        sign_image(out / "payloads" / f"{job.project}-{job.version}.bin", target, version=job.version,
-                   key=keys.path(job.key) if job.key else None, slot_size=layout.slot_size,
-                   public_key_format=job.public_key_format)
+        sign_image(
+            out / "payloads" / f"{job.project}-{job.version}.bin",
+            target,
+            version=job.version,
+            key=keys.path(job.key) if job.key else None,
+            slot_size=layout.slot_size,
+            public_key_format=job.public_key_format,
+        )
         return target.read_bytes()
 
     with ThreadPoolExecutor() as pool:  # imgtool runs as subprocesses: threads overlap them
@@ -167,27 +206,51 @@ def _build(out: Path, keys: KeyStore, layout: FlashLayout, size: int, fingerprin
     to_package: dict[str, tuple[bytes, str]] = {}
     for rel in RELEASES:
         data = signed[_SignJob(rel.version, rel.project, "mcuboot-signing-key", "hash")]
-        arts.add(rel.name, f"{rel.name}.bin", data, role="app", version=rel.version,
-                 offset=layout.primary_slot, boots=True)
+        arts.add(
+            rel.name, f"{rel.name}.bin", data, role="app", version=rel.version, offset=layout.primary_slot, boots=True
+        )
         to_package[rel.name] = (data, rel.version)
     for var in VARIANTS:
         base = signed[_SignJob(var.version, var.project, var.sign_with, var.public_key_format)]
         data, how = mutate(base, var.mutation)
-        arts.add(var.name, f"variants/{var.name}.bin", data, role="variant", version=var.version,
-                 offset=layout.primary_slot, boots=var.boots, note="; ".join(filter(None, (var.why, how))))
+        arts.add(
+            var.name,
+            f"variants/{var.name}.bin",
+            data,
+            role="variant",
+            version=var.version,
+            offset=layout.primary_slot,
+            boots=var.boots,
+            note="; ".join(filter(None, (var.why, how))),
+        )
         to_package[var.name] = (data, var.version)
     for pkg in package_images(out, keys, {n: to_package[n] for n in PACKAGED}):
-        arts.add_file(pkg.name, pkg.manifest_path, role=FOTA_ROLE, version=pkg.package.manifest.version,
-                      note=f"FOTA package of {pkg.source} ({pkg.package.manifest.total_chunks} chunks): "
-                           f"{PACKAGED[pkg.source]}")
+        arts.add_file(
+            pkg.name,
+            pkg.manifest_path,
+            role=FOTA_ROLE,
+            version=pkg.package.manifest.version,
+            note=f"FOTA package of {pkg.source} ({pkg.package.manifest.total_chunks} chunks): {PACKAGED[pkg.source]}",
+        )
 
     identity = lab_identity(keys)
     nvs = build_nvs(identity, out / "nvs.bin", layout.nvs_size)
-    arts.add("nvs", "nvs.bin", nvs.read_bytes(), role="nvs", offset=layout.nvs,
-             note=f"TEST ONLY identity {identity.device_id}, nonce {identity.nonce}, {identity.server_url}")
+    arts.add(
+        "nvs",
+        "nvs.bin",
+        nvs.read_bytes(),
+        role="nvs",
+        offset=layout.nvs,
+        note=f"TEST ONLY identity {identity.device_id}, nonce {identity.nonce}, {identity.server_url}",
+    )
     registry = {"comment": "TEST ONLY device keys (hil harness)", "devices": [identity.registry_entry()]}
-    arts.add("devices", "devices.json", (json.dumps(registry, indent=2) + "\n").encode(),
-             role="device-registry", note="server --devices file for the lab identities")
+    arts.add(
+        "devices",
+        "devices.json",
+        (json.dumps(registry, indent=2) + "\n").encode(),
+        role="device-registry",
+        note="server --devices file for the lab identities",
+    )
     for name in KEY_SPECS:
         arts.add_existing(name, keys.path(name), role=name, fingerprint=keys.fingerprint(name))
     shutil.rmtree(work)
@@ -202,8 +265,18 @@ class _Artifacts:
         self.chip = chip
         self.items: list[Artifact] = []
 
-    def add(self, name: str, rel: str, data: bytes, *, role: str, version: str | None = None,
-            offset: int | None = None, boots: bool | None = None, note: str = "") -> None:
+    def add(
+        self,
+        name: str,
+        rel: str,
+        data: bytes,
+        *,
+        role: str,
+        version: str | None = None,
+        offset: int | None = None,
+        boots: bool | None = None,
+        note: str = "",
+    ) -> None:
         """Write ``data`` to ``out/rel`` and index it."""
         path = self.out / rel
         if not (path.is_file() and path.read_bytes() == data):  # keep mtimes of unchanged files
@@ -221,9 +294,21 @@ class _Artifacts:
         self._row(name, rel, path.read_bytes(), role, version, None, None, note, None)
 
     def _row(self, name, rel, data, role, version, offset, boots, note, fingerprint) -> None:
-        self.items.append(Artifact(name=name, path=rel, role=role, version=version, offset=offset,
-                                   boots=boots, chip=self.chip, sha256=hashlib.sha256(data).hexdigest(),
-                                   size=len(data), note=note, fingerprint=fingerprint))
+        self.items.append(
+            Artifact(
+                name=name,
+                path=rel,
+                role=role,
+                version=version,
+                offset=offset,
+                boots=boots,
+                chip=self.chip,
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                note=note,
+                fingerprint=fingerprint,
+            )
+        )
 
 
 def index_path(out: Path | str = DEFAULT_OUT) -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 from hil.images.build import DEFAULT_CHIP, DEFAULT_OUT, DEFAULT_SIZE, build_images
 from hil.images.fota import FotaFormatError
 from hil.images.fota_build import package_image
-from hil.images.keys import KeyFileError
 from hil.images.inspect import describe
+from hil.images.keys import KeyFileError
 from hil.images.layout import LAYOUTS
 
 
@@ -22,12 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     build = sub.add_parser("build", help="build everything into DIR and write DIR/index.json")
     build.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default %(default)s)")
-    build.add_argument("--size", type=lambda s: int(s, 0), default=DEFAULT_SIZE,
-                       help="app image size in bytes, e.g. 0x100000 (default %(default)#x)")
+    build.add_argument(
+        "--size",
+        type=lambda s: int(s, 0),
+        default=DEFAULT_SIZE,
+        help="app image size in bytes, e.g. 0x100000 (default %(default)#x)",
+    )
     build.add_argument("--chip", choices=sorted(LAYOUTS), default=DEFAULT_CHIP)
-    build.add_argument("--keys", type=Path, default=None,
-                       help="TEST ONLY key directory (default OUT/keys; "
-                            "share firmware_builds/keys across chips)")
+    build.add_argument(
+        "--keys",
+        type=Path,
+        default=None,
+        help="TEST ONLY key directory (default OUT/keys; share firmware_builds/keys across chips)",
+    )
     build.add_argument("--force", action="store_true", help="rebuild even if the inputs are unchanged")
     build.set_defaults(func=_build)
 
@@ -39,20 +46,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fota.add_argument("--image", type=Path, required=True, help="MCUboot-signed image, e.g. firmware_builds/app-v2.bin")
     fota.add_argument("--version", required=True, help="version the server offers, x.y.z")
     fota.add_argument("--out", type=Path, required=True, help="server firmware dir (hil server --firmware-dir)")
-    fota.add_argument("--keys", type=Path, default=DEFAULT_OUT / "keys",
-                      help="TEST ONLY keys: fota-signing-key.pem and fota-aes-key.hex (default %(default)s)")
-    fota.add_argument("--allow-version-mismatch", action="store_true",
-                      help="package even if the image header carries another version")
+    fota.add_argument(
+        "--keys",
+        type=Path,
+        default=DEFAULT_OUT / "keys",
+        help="TEST ONLY keys: fota-signing-key.pem and fota-aes-key.hex (default %(default)s)",
+    )
+    fota.add_argument(
+        "--allow-version-mismatch", action="store_true", help="package even if the image header carries another version"
+    )
     fota.set_defaults(func=_fota)
 
 
 def _build(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    result = build_images(args.out, size=args.size, chip=args.chip, force=args.force,
-                          keys_dir=args.keys)
+    result = build_images(args.out, size=args.size, chip=args.chip, force=args.force, keys_dir=args.keys)
     state = "up to date" if result.skipped else "built"
-    print(f"{args.out}: {state} in {result.seconds:.2f} s, {len(result.index.artifacts)} artifacts "
-          f"for {result.index.chip} (index {args.out / 'index.json'})")
+    print(
+        f"{args.out}: {state} in {result.seconds:.2f} s, {len(result.index.artifacts)} artifacts "
+        f"for {result.index.chip} (index {args.out / 'index.json'})"
+    )
     for art in result.index.artifacts:
         offset = "-" if art.offset is None else f"{art.offset:#x}"
         extra = f"fingerprint {art.fingerprint}" if art.fingerprint else f"boots={art.boots}"
@@ -70,12 +83,15 @@ def _info(args: argparse.Namespace) -> int:
 
 def _fota(args: argparse.Namespace) -> int:
     try:
-        package = package_image(args.image, args.version, args.out, args.keys,
-                                allow_version_mismatch=args.allow_version_mismatch)
+        package = package_image(
+            args.image, args.version, args.out, args.keys, allow_version_mismatch=args.allow_version_mismatch
+        )
     except (OSError, FotaFormatError, KeyFileError, ValueError) as exc:
         print(f"hil images fota: {exc}")
         return 2
     m = package.manifest
-    print(f"{package.directory}: {m.file_name}, {m.file_size} bytes plaintext, {m.total_chunks} chunks of "
-          f"{m.chunk_size}, sha256 {m.sha256_hash}")
+    print(
+        f"{package.directory}: {m.file_name}, {m.file_size} bytes plaintext, {m.total_chunks} chunks of "
+        f"{m.chunk_size}, sha256 {m.sha256_hash}"
+    )
     return 0

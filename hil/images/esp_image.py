@@ -57,12 +57,26 @@ class ChipImageSpec:
 
 
 CHIP_IMAGES: dict[str, ChipImageSpec] = {
-    "esp32": ChipImageSpec(ESP32FirmwareImage, ESP32ROM, app_dram=0x3FFB0000, app_iram=0x40080000,
-                           app_entry=0x40081000, boot_dram=0x3FFF0000, boot_iram=0x40080400,
-                           max_rev_full=399),
-    "esp32c6": ChipImageSpec(ESP32C6FirmwareImage, ESP32C6ROM, app_dram=0x40820000,
-                             app_iram=0x40800000, app_entry=0x40800100, boot_dram=0x40860000,
-                             boot_iram=0x40868000, max_rev_full=99),
+    "esp32": ChipImageSpec(
+        ESP32FirmwareImage,
+        ESP32ROM,
+        app_dram=0x3FFB0000,
+        app_iram=0x40080000,
+        app_entry=0x40081000,
+        boot_dram=0x3FFF0000,
+        boot_iram=0x40080400,
+        max_rev_full=399,
+    ),
+    "esp32c6": ChipImageSpec(
+        ESP32C6FirmwareImage,
+        ESP32C6ROM,
+        app_dram=0x40820000,
+        app_iram=0x40800000,
+        app_entry=0x40800100,
+        boot_dram=0x40860000,
+        boot_iram=0x40868000,
+        max_rev_full=99,
+    ),
 }
 
 
@@ -71,8 +85,7 @@ def chip_image_spec(chip: str) -> ChipImageSpec:
     try:
         return CHIP_IMAGES[chip]
     except KeyError:
-        raise ValueError(f"no image layout for chip {chip!r}: "
-                         f"expected one of {sorted(CHIP_IMAGES)}") from None
+        raise ValueError(f"no image layout for chip {chip!r}: expected one of {sorted(CHIP_IMAGES)}") from None
 
 
 def code_like(size: int, seed: bytes) -> bytes:
@@ -109,8 +122,9 @@ def _new_image(spec: ChipImageSpec, entry: int):
     return image
 
 
-def build_app_image(desc: AppDesc, chip: str = "esp32", size: int = 0x100000,
-                    fota_public_pem: bytes | None = None) -> bytes:
+def build_app_image(
+    desc: AppDesc, chip: str = "esp32", size: int = 0x100000, fota_public_pem: bytes | None = None
+) -> bytes:
     """An ESP32 app image of about ``size`` bytes (never more) whose descriptor is ``desc`` and
     whose rodata carries ``fota_public_pem`` (the FOTA key the app trusts) when given.
 
@@ -131,27 +145,36 @@ def build_app_image(desc: AppDesc, chip: str = "esp32", size: int = 0x100000,
         raise ValueError(f"app image size {size:#x} leaves no room for code; use a larger size")
     embedded = embeddable_pem(fota_public_pem) if fota_public_pem else b""
     rodata = desc.pack() + embedded + code_like(drom_len - 256 - len(embedded), seed + b"|drom")
-    ram = [ELFSection(b".dram0.data", spec.app_dram, code_like(dram_len, seed + b"|dram"), 0),
-           ELFSection(b".iram0.text", spec.app_iram, code_like(iram_len, seed + b"|iram"), 0)]
+    ram = [
+        ELFSection(b".dram0.data", spec.app_dram, code_like(dram_len, seed + b"|dram"), 0),
+        ELFSection(b".iram0.text", spec.app_iram, code_like(iram_len, seed + b"|iram"), 0),
+    ]
     code = code_like(irom_len, seed + b"|irom")
     while True:
         image = _new_image(spec, spec.app_entry)
-        image.segments = [ELFSection(b".flash.appdesc", spec.drom, rodata, 0),
-                          ELFSection(b".flash.text", spec.irom, code, 0), *ram]
+        image.segments = [
+            ELFSection(b".flash.appdesc", spec.drom, rodata, 0),
+            ELFSection(b".flash.text", spec.irom, code, 0),
+            *ram,
+        ]
         data = image.save(None)
         if len(data) <= size:
             break
         # a chip-specific MMU workaround in esptool padded a segment: give the bytes back
-        code = code[:(len(code) - (len(data) - size)) & ~3]
-    assert data[APP_DESC_OFFSET:APP_DESC_OFFSET + 256] == desc.pack(), "app descriptor misplaced"
+        code = code[: (len(code) - (len(data) - size)) & ~3]
+    assert data[APP_DESC_OFFSET : APP_DESC_OFFSET + 256] == desc.pack(), "app descriptor misplaced"
     return data
 
 
-def bootloader_desc(version: int = 1, idf_ver: str = "v5.3.1",
-                    date_time: str = "Jan  1 2026 00:00:00") -> bytes:
+def bootloader_desc(version: int = 1, idf_ver: str = "v5.3.1", date_time: str = "Jan  1 2026 00:00:00") -> bytes:
     """``esp_bootloader_desc_t`` (80 bytes, magic byte 0x50), as esptool image-info reads it."""
-    return (bytes([0x50, 0, 0, 0]) + version.to_bytes(4, "little")
-            + idf_ver.encode().ljust(32, b"\0") + date_time.encode().ljust(24, b"\0") + bytes(16))
+    return (
+        bytes([0x50, 0, 0, 0])
+        + version.to_bytes(4, "little")
+        + idf_ver.encode().ljust(32, b"\0")
+        + date_time.encode().ljust(24, b"\0")
+        + bytes(16)
+    )
 
 
 def build_bootloader_image(trusted_key_der: bytes, chip: str = "esp32") -> bytes:
@@ -189,11 +212,13 @@ def check_esp_image(data: bytes, chip: str = "esp32") -> EspImageCheck:
     except (FatalError, struct.error, RuntimeError, ValueError) as exc:  # esptool's "not an image"
         raise ValueError(f"not a valid {chip} image: {exc}") from exc
     try:
-        desc = AppDesc.unpack(data[APP_DESC_OFFSET:APP_DESC_OFFSET + 256])
+        desc = AppDesc.unpack(data[APP_DESC_OFFSET : APP_DESC_OFFSET + 256])
     except ValueError:
         desc = None
     return EspImageCheck(
-        chip_id=image.chip_id, segments=len(image.segments),
+        chip_id=image.chip_id,
+        segments=len(image.segments),
         checksum_valid=image.checksum == image.calculate_checksum(),
         hash_valid=bool(image.append_digest) and image.stored_digest == image.calc_digest,
-        app_desc=desc)
+        app_desc=desc,
+    )

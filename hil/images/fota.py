@@ -15,9 +15,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -29,7 +30,7 @@ MANIFEST_FILE = "manifest.json"
 CHUNK_SIZE = 2048
 AES_BLOCK = 16
 FOTA_KEY_BYTES = 32
-SIGNATURE_BYTES = 256            # RSA-2048
+SIGNATURE_BYTES = 256  # RSA-2048
 PSS_SALT_BYTES = 32
 MAX_FIRMWARE_BYTES = 16 * 1024 * 1024  # the largest ESP32 flash: nothing bigger can be an update
 MAX_CHUNK_SIZE = 64 * 1024
@@ -79,8 +80,9 @@ def sign_plaintext(plaintext_or_digest: bytes, private_key: rsa.RSAPrivateKey, *
     return private_key.sign(plaintext_or_digest, _pss(), algorithm)
 
 
-def verify_signature(plaintext_or_digest: bytes, signature: bytes, public_key_pem: bytes, *,
-                     prehashed: bool = False) -> bool:
+def verify_signature(
+    plaintext_or_digest: bytes, signature: bytes, public_key_pem: bytes, *, prehashed: bool = False
+) -> bool:
     """True iff ``signature`` is the FOTA PSS signature of the plaintext (or of the 32-byte SHA-256
     digest when ``prehashed``) under ``public_key_pem``. A malformed key is a FotaFormatError."""
     try:
@@ -108,8 +110,10 @@ class DecryptStream:
 
     def __init__(self, fota_key: bytes, iv: bytes) -> None:
         if len(fota_key) != FOTA_KEY_BYTES or len(iv) != AES_BLOCK:
-            raise FotaFormatError(f"AES-256-CBC needs a {FOTA_KEY_BYTES}-byte key and a {AES_BLOCK}-byte IV "
-                                  f"(got {len(fota_key)} and {len(iv)} bytes)")
+            raise FotaFormatError(
+                f"AES-256-CBC needs a {FOTA_KEY_BYTES}-byte key and a {AES_BLOCK}-byte IV "
+                f"(got {len(fota_key)} and {len(iv)} bytes)"
+            )
         self._decryptor = Cipher(algorithms.AES(fota_key), modes.CBC(iv)).decryptor()
         self._unpadder = padding.PKCS7(AES_BLOCK * 8).unpadder()
 
@@ -123,8 +127,9 @@ class DecryptStream:
             tail = self._decryptor.finalize()
             return self._unpadder.update(tail) + self._unpadder.finalize()
         except ValueError:
-            raise FotaFormatError("ciphertext does not decrypt to PKCS7-padded data (wrong key/IV, "
-                                  "corrupt or truncated ciphertext)") from None
+            raise FotaFormatError(
+                "ciphertext does not decrypt to PKCS7-padded data (wrong key/IV, corrupt or truncated ciphertext)"
+            ) from None
 
 
 def decrypt_stream(fota_key: bytes, iv: bytes) -> DecryptStream:
@@ -169,7 +174,7 @@ class FotaManifest:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, doc: object) -> "FotaManifest":
+    def from_dict(cls, doc: object) -> FotaManifest:
         """Validate an untrusted manifest; every defect is a FotaFormatError naming the field."""
         if not isinstance(doc, Mapping):
             raise FotaFormatError(f"manifest must be a JSON object, not {type(doc).__name__}")
@@ -182,8 +187,10 @@ class FotaManifest:
         expected = chunk_count(padded_size(file_size), chunk_size)
         total = _int_field(doc, "total_chunks", 1, 2**31)
         if total != expected:
-            raise FotaFormatError(f"manifest total_chunks is {total}, but file_size {file_size} encrypts to "
-                                  f"{padded_size(file_size)} bytes = {expected} chunks of {chunk_size}")
+            raise FotaFormatError(
+                f"manifest total_chunks is {total}, but file_size {file_size} encrypts to "
+                f"{padded_size(file_size)} bytes = {expected} chunks of {chunk_size}"
+            )
         _hex_field(doc, "sha256_hash", 32)
         _hex_field(doc, "rsa_signature", SIGNATURE_BYTES)
         _hex_field(doc, "aes_iv", AES_BLOCK)
@@ -255,8 +262,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def build_package(plaintext: bytes, version: str, *, signing_key_pem: bytes, fota_key: bytes, out_dir: Path,
-                  iv: bytes | None = None, chunk_size: int = CHUNK_SIZE) -> FotaPackage:
+def build_package(
+    plaintext: bytes,
+    version: str,
+    *,
+    signing_key_pem: bytes,
+    fota_key: bytes,
+    out_dir: Path,
+    iv: bytes | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> FotaPackage:
     """Encrypt and sign ``plaintext`` (an MCUboot-signed image) as ``out_dir/<version>/``.
 
     The ciphertext is written before the manifest, each atomically, so a reader that finds a
@@ -271,9 +286,16 @@ def build_package(plaintext: bytes, version: str, *, signing_key_pem: bytes, fot
     iv = os.urandom(AES_BLOCK) if iv is None else iv
     ciphertext = encrypt(plaintext, fota_key, iv)
     manifest = FotaManifest(
-        version=version, file_name=f"firmware-{version}.bin.enc", file_size=len(plaintext), chunk_size=chunk_size,
-        total_chunks=chunk_count(len(ciphertext), chunk_size), sha256_hash=sha256_hex(plaintext),
-        rsa_signature=sign_plaintext(plaintext, key).hex(), aes_iv=iv.hex(), created_at=_utc_now())
+        version=version,
+        file_name=f"firmware-{version}.bin.enc",
+        file_size=len(plaintext),
+        chunk_size=chunk_size,
+        total_chunks=chunk_count(len(ciphertext), chunk_size),
+        sha256_hash=sha256_hex(plaintext),
+        rsa_signature=sign_plaintext(plaintext, key).hex(),
+        aes_iv=iv.hex(),
+        created_at=_utc_now(),
+    )
     FotaManifest.from_dict(manifest.to_dict())  # what we write must be what every reader accepts
     directory = Path(out_dir) / version
     directory.mkdir(parents=True, exist_ok=True)
@@ -298,9 +320,11 @@ def load_package(directory: Path | str) -> FotaPackage:
     path = directory / manifest.file_name
     size = path.stat().st_size if path.is_file() else None
     if size != manifest.cipher_size:
-        raise FotaFormatError(f"FOTA package {directory}: {manifest.file_name} is "
-                              f"{'missing' if size is None else f'{size} bytes'}, the manifest needs "
-                              f"{manifest.cipher_size}; rebuild it with `hil images fota`")
+        raise FotaFormatError(
+            f"FOTA package {directory}: {manifest.file_name} is "
+            f"{'missing' if size is None else f'{size} bytes'}, the manifest needs "
+            f"{manifest.cipher_size}; rebuild it with `hil images fota`"
+        )
     return FotaPackage(manifest, directory)
 
 
@@ -308,13 +332,17 @@ def load_packages(firmware_dir: Path | str) -> dict[str, FotaPackage]:
     """Every package ``firmware_dir/<version>/``, keyed by version (the directory name must match)."""
     firmware_dir = Path(firmware_dir)
     if not firmware_dir.is_dir():
-        raise FotaFormatError(f"firmware dir {firmware_dir} is not a directory: build packages with "
-                              "`hil images build` (they land in <out>/fota/) or `hil images fota`")
+        raise FotaFormatError(
+            f"firmware dir {firmware_dir} is not a directory: build packages with "
+            "`hil images build` (they land in <out>/fota/) or `hil images fota`"
+        )
     packages: dict[str, FotaPackage] = {}
     for sub in sorted(p for p in firmware_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         package = load_package(sub)
         if package.manifest.version != sub.name:
-            raise FotaFormatError(f"FOTA package {sub}: manifest version {package.manifest.version} does not "
-                                  f"match the directory name; the server routes by directory")
+            raise FotaFormatError(
+                f"FOTA package {sub}: manifest version {package.manifest.version} does not "
+                f"match the directory name; the server routes by directory"
+            )
         packages[sub.name] = package
     return packages

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from hil.images.fota import MANIFEST_FILE, FotaFormatError, FotaPackage, build_package, load_package, parse_version
 from hil.images.index import Index, load_index
@@ -39,8 +39,8 @@ PACKAGED: dict[str, str] = {
 class PackagedArtifact:
     """One package written by :func:`package_images`, for the build's index."""
 
-    name: str          # fota-<artifact>
-    source: str        # the image artifact it packages
+    name: str  # fota-<artifact>
+    source: str  # the image artifact it packages
     package: FotaPackage
 
     @property
@@ -60,10 +60,14 @@ def package_images(out: Path, keys: KeyStore, images: dict[str, tuple[bytes, str
     shutil.rmtree(root, ignore_errors=True)  # stale packages of removed artifacts must not linger
     signing_pem = keys.path(SIGNING_KEY).read_bytes()
     fota_key = keys.secret(AES_KEY)
-    return [PackagedArtifact(package_name(name), name,
-                             build_package(data, version, signing_key_pem=signing_pem, fota_key=fota_key,
-                                           out_dir=root / name))
-            for name, (data, version) in images.items()]
+    return [
+        PackagedArtifact(
+            package_name(name),
+            name,
+            build_package(data, version, signing_key_pem=signing_pem, fota_key=fota_key, out_dir=root / name),
+        )
+        for name, (data, version) in images.items()
+    ]
 
 
 def package_intact(directory: Path) -> bool:
@@ -75,8 +79,9 @@ def package_intact(directory: Path) -> bool:
     return True
 
 
-def package_image(image: Path, version: str, out: Path, keys_dir: Path, *,
-                  allow_version_mismatch: bool = False) -> FotaPackage:
+def package_image(
+    image: Path, version: str, out: Path, keys_dir: Path, *, allow_version_mismatch: bool = False
+) -> FotaPackage:
     """Package one MCUboot-signed image file as ``out/<version>/`` (``hil images fota``).
 
     Refuses a file that is not an MCUboot image, and (unless ``allow_version_mismatch``) one whose
@@ -92,11 +97,18 @@ def package_image(image: Path, version: str, out: Path, keys_dir: Path, *,
         raise ValueError(f"{image}: not an MCUboot image (magic {header.magic:#010x}); package a signed image")
     in_header = ".".join(str(v) for v in header.version[:3])
     if in_header != version and not allow_version_mismatch:
-        raise ValueError(f"{image}: the image header says {in_header}, not {version}; "
-                         "pass --allow-version-mismatch to package it anyway")
+        raise ValueError(
+            f"{image}: the image header says {in_header}, not {version}; "
+            "pass --allow-version-mismatch to package it anyway"
+        )
     keys = KeyStore(Path(keys_dir))
-    return build_package(data, version, signing_key_pem=keys.path(SIGNING_KEY).read_bytes(),
-                         fota_key=keys.secret(AES_KEY), out_dir=Path(out))
+    return build_package(
+        data,
+        version,
+        signing_key_pem=keys.path(SIGNING_KEY).read_bytes(),
+        fota_key=keys.secret(AES_KEY),
+        out_dir=Path(out),
+    )
 
 
 def _package_row_dir(index: Index, name: str) -> tuple[str, Path]:
@@ -104,8 +116,10 @@ def _package_row_dir(index: Index, name: str) -> tuple[str, Path]:
     wanted = name if name.startswith("fota-") else package_name(name)
     rows = {a.name: a for a in index.by_role(FOTA_ROLE)}
     if wanted not in rows:
-        raise KeyError(f"no FOTA package {wanted!r} in {index.directory / 'index.json'}; it has: "
-                       f"{', '.join(rows) or 'none'} (rebuild with `hil images build`)")
+        raise KeyError(
+            f"no FOTA package {wanted!r} in {index.directory / 'index.json'}; it has: "
+            f"{', '.join(rows) or 'none'} (rebuild with `hil images build`)"
+        )
     row = rows[wanted]
     return str(row.version), (index.directory / row.path).parent.resolve()
 
@@ -124,8 +138,10 @@ def firmware_dir_with(index_or_out_dir: Index | Path | str, artifacts: Iterable[
     for name in artifacts:
         version, directory = _package_row_dir(index, name)
         if version in chosen:
-            raise ValueError(f"{name} and {chosen[version][0]} are both version {version}: "
-                             "use separate firmware dirs (the server offers one package per version)")
+            raise ValueError(
+                f"{name} and {chosen[version][0]} are both version {version}: "
+                "use separate firmware dirs (the server offers one package per version)"
+            )
         chosen[version] = (name, directory)
     for version, (_, directory) in chosen.items():
         link = dest / version

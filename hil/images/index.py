@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 INDEX_FILE = "index.json"
 SCHEMA = 1
-ROLES = ("bootloader", "app", "nvs", "variant", "mcuboot-signing-key", "fota-signing-key",
-         "fota-aes-key", "attacker-key", "device-master-key", "device-registry", "fota-package")
+ROLES = (
+    "bootloader",
+    "app",
+    "nvs",
+    "variant",
+    "mcuboot-signing-key",
+    "fota-signing-key",
+    "fota-aes-key",
+    "attacker-key",
+    "device-master-key",
+    "device-registry",
+    "fota-package",
+)
 
 
 class IndexMissingError(FileNotFoundError):
@@ -78,8 +89,10 @@ class Index:
         for art in self.artifacts:
             if art.name == name:
                 return art
-        raise ArtifactNotFound(f"no artifact {name!r} in {self.directory / INDEX_FILE}; it has: "
-                               f"{', '.join(a.name for a in self.artifacts)}")
+        raise ArtifactNotFound(
+            f"no artifact {name!r} in {self.directory / INDEX_FILE}; it has: "
+            f"{', '.join(a.name for a in self.artifacts)}"
+        )
 
     def by_role(self, role: str) -> list[Artifact]:
         """Every artifact with ``role``, in index order (empty list when none)."""
@@ -97,20 +110,25 @@ class Index:
         for name in names:
             art = self.get(name)
             if art.offset is None:
-                raise ValueError(f"artifact {name!r} (role {art.role}) has no flash offset: "
-                                 "it is not flashable")
+                raise ValueError(f"artifact {name!r} (role {art.role}) has no flash offset: it is not flashable")
             items.append(FlashItem(art.offset, self.path(name), name, art.size))
         items.sort(key=lambda i: i.offset)
         for a, b in zip(items, items[1:]):
             if a.offset + a.size > b.offset:
-                raise ValueError(f"flash plan overlaps: {a.name!r} at {a.offset:#x} (+{a.size:#x}) "
-                                 f"and {b.name!r} at {b.offset:#x}; flash them separately")
+                raise ValueError(
+                    f"flash plan overlaps: {a.name!r} at {a.offset:#x} (+{a.size:#x}) "
+                    f"and {b.name!r} at {b.offset:#x}; flash them separately"
+                )
         return items
 
     def to_json(self) -> dict:
         """The JSON document (paths stay relative to the index)."""
-        return {"schema": SCHEMA, "chip": self.chip, "input_fingerprint": self.input_fingerprint,
-                "artifacts": [asdict(a) for a in self.artifacts]}
+        return {
+            "schema": SCHEMA,
+            "chip": self.chip,
+            "input_fingerprint": self.input_fingerprint,
+            "artifacts": [asdict(a) for a in self.artifacts],
+        }
 
     def save(self) -> Path:
         """Write ``index.json`` atomically (readers never see a half-written index)."""
@@ -128,17 +146,22 @@ def load_index(directory: Path | str) -> Index:
     try:
         doc = json.loads(target.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IndexMissingError(f"{target} not found: build the images first with "
-                                f"`hil images build --out {directory}`") from None
+        raise IndexMissingError(
+            f"{target} not found: build the images first with `hil images build --out {directory}`"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{target} is not valid JSON ({exc}): rebuild with "
-                         f"`hil images build --out {directory} --force`") from None
+        raise ValueError(
+            f"{target} is not valid JSON ({exc}): rebuild with `hil images build --out {directory} --force`"
+        ) from None
     if doc.get("schema") != SCHEMA:
-        raise ValueError(f"{target} has schema {doc.get('schema')!r}, this harness reads {SCHEMA}: "
-                         f"rebuild with `hil images build --out {directory} --force`")
+        raise ValueError(
+            f"{target} has schema {doc.get('schema')!r}, this harness reads {SCHEMA}: "
+            f"rebuild with `hil images build --out {directory} --force`"
+        )
     try:
         artifacts = tuple(Artifact(**a) for a in doc["artifacts"])
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{target}: malformed artifact entry ({exc}); rebuild with "
-                         f"`hil images build --out {directory} --force`") from None
+        raise ValueError(
+            f"{target}: malformed artifact entry ({exc}); rebuild with `hil images build --out {directory} --force`"
+        ) from None
     return Index(directory, doc["chip"], doc["input_fingerprint"], artifacts)

@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-TEST_ONLY_LINE = ("# TEST ONLY key for the hil harness ({name}). Published on purpose: "
-                  "never use it on a real product.")
+TEST_ONLY_LINE = "# TEST ONLY key for the hil harness ({name}). Published on purpose: never use it on a real product."
 
 
 @dataclass(frozen=True)
@@ -36,13 +35,16 @@ class KeySpec:
         return f"{self.name}.pem" if self.kind == "rsa-2048" else f"{self.name}.hex"
 
 
-KEY_SPECS: dict[str, KeySpec] = {s.name: s for s in (
-    KeySpec("mcuboot-signing-key", "rsa-2048"),   # imgtool signs images; bootloader trusts it
-    KeySpec("fota-signing-key", "rsa-2048"),      # FOTA packager signs manifests; app trusts it
-    KeySpec("attacker-key", "rsa-2048"),          # a valid key the device does not trust
-    KeySpec("fota-aes-key", "secret", 32),        # AES-256-CBC key of FOTA packages
-    KeySpec("device-master-key", "secret", 32),   # test devices' HMAC/AES keys derive from it
-)}
+KEY_SPECS: dict[str, KeySpec] = {
+    s.name: s
+    for s in (
+        KeySpec("mcuboot-signing-key", "rsa-2048"),  # imgtool signs images; bootloader trusts it
+        KeySpec("fota-signing-key", "rsa-2048"),  # FOTA packager signs manifests; app trusts it
+        KeySpec("attacker-key", "rsa-2048"),  # a valid key the device does not trust
+        KeySpec("fota-aes-key", "secret", 32),  # AES-256-CBC key of FOTA packages
+        KeySpec("device-master-key", "secret", 32),  # test devices' HMAC/AES keys derive from it
+    )
+}
 
 
 class KeyFileError(RuntimeError):
@@ -55,8 +57,10 @@ def _read_hex(path: Path) -> bytes:
     try:
         return bytes.fromhex(body)
     except ValueError:
-        raise KeyFileError(f"{path}: not a hex key file (expected '# comment' lines and hex); "
-                           "restore it from git rather than regenerating it") from None
+        raise KeyFileError(
+            f"{path}: not a hex key file (expected '# comment' lines and hex); "
+            "restore it from git rather than regenerating it"
+        ) from None
 
 
 def secret_fingerprint(secret: bytes) -> str:
@@ -102,8 +106,9 @@ class KeyStore:
                 continue
             if spec.kind == "rsa-2048":
                 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                body = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()).decode("ascii")
+                body = key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ).decode("ascii")
             else:
                 body = os.urandom(spec.length).hex() + "\n"
             _write_new(path, TEST_ONLY_LINE.format(name=spec.name) + "\n" + body)
@@ -156,8 +161,7 @@ class KeyStore:
         master = self.secret("device-master-key")
 
         def derive(label: str, length: int) -> bytes:
-            return HKDF(hashes.SHA256(), length, salt=None,
-                        info=f"hil {label} {device_id}".encode()).derive(master)
+            return HKDF(hashes.SHA256(), length, salt=None, info=f"hil {label} {device_id}".encode()).derive(master)
 
         return derive("hmac-key", 32), derive("aes-key", 16)
 

@@ -40,8 +40,11 @@ class FlashLayout:
     def boot_state_sectors(self) -> dict[str, int]:
         """The sectors holding MCUboot's swap state (both trailers, the scratch status): erased,
         the bootloader sees no pending, interrupted or revertible swap."""
-        return {"primary trailer": self.trailer_sector(0), "secondary trailer": self.trailer_sector(1),
-                "scratch status": self.scratch + self.scratch_size - SECTOR_SIZE}
+        return {
+            "primary trailer": self.trailer_sector(0),
+            "secondary trailer": self.trailer_sector(1),
+            "scratch status": self.scratch + self.scratch_size - SECTOR_SIZE,
+        }
 
 
 _COMMON = dict(

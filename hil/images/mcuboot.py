@@ -36,7 +36,7 @@ BOOT_MAGIC = bytes.fromhex("77c295f360d2ef7f3552500f2cb67980")
 BOOT_MAX_ALIGN = 8
 MAX_SECTORS = 128
 WRITE_SIZE = 4
-MAGIC_OFFSET = -16                 # from the end of the slot
+MAGIC_OFFSET = -16  # from the end of the slot
 IMAGE_OK_OFFSET = -16 - BOOT_MAX_ALIGN
 COPY_DONE_OFFSET = IMAGE_OK_OFFSET - BOOT_MAX_ALIGN
 SWAP_INFO_OFFSET = COPY_DONE_OFFSET - BOOT_MAX_ALIGN
@@ -104,8 +104,7 @@ def parse_header(data: bytes) -> ImageHeader:
     """Parse the 32-byte header. Does not judge the magic (see ``ImageHeader.magic_ok``)."""
     if len(data) < HEADER_STRUCT_SIZE:
         raise McubootFormatError(f"image too short for an MCUboot header: {len(data)} bytes")
-    magic, load, hdr, prot, size, flags, major, minor, rev, build = struct.unpack_from(
-        HEADER_FORMAT, data)
+    magic, load, hdr, prot, size, flags, major, minor, rev, build = struct.unpack_from(HEADER_FORMAT, data)
     return ImageHeader(magic, load, hdr, prot, size, flags, (major, minor, rev, build))
 
 
@@ -114,8 +113,7 @@ def _parse_tlv_area(data: bytes, offset: int, magic: int, protected: bool) -> tu
         raise McubootFormatError(f"TLV area at 0x{offset:x} is past the end of the data")
     info_magic, total = struct.unpack_from("<HH", data, offset)
     if info_magic != magic:
-        raise McubootFormatError(
-            f"TLV info magic 0x{info_magic:04x} at 0x{offset:x}, expected 0x{magic:04x}")
+        raise McubootFormatError(f"TLV info magic 0x{info_magic:04x} at 0x{offset:x}, expected 0x{magic:04x}")
     end = offset + total
     if end > len(data) or total < 4:
         raise McubootFormatError(f"TLV area at 0x{offset:x} (0x{total:x} bytes) overruns the data")
@@ -126,7 +124,7 @@ def _parse_tlv_area(data: bytes, offset: int, magic: int, protected: bool) -> tu
         tlv_type, _, length = struct.unpack_from("<BBH", data, at)
         if at + 4 + length > end:
             raise McubootFormatError(f"TLV 0x{tlv_type:02x} at 0x{at:x} overruns its area")
-        tlvs.append(Tlv(tlv_type, bytes(data[at + 4: at + 4 + length]), protected))
+        tlvs.append(Tlv(tlv_type, bytes(data[at + 4 : at + 4 + length]), protected))
         at += 4 + length
     return tlvs, end
 
@@ -170,9 +168,12 @@ def verify_pss(public_key_der: bytes, message: bytes, signature: bytes) -> bool:
     """RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32) check of ``message``; ``False`` if it fails."""
     key = load_public_key(public_key_der)
     try:
-        key.verify(signature, message,
-                   padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT_LENGTH),
-                   hashes.SHA256())
+        key.verify(
+            signature,
+            message,
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT_LENGTH),
+            hashes.SHA256(),
+        )
     except InvalidSignature:
         return False
     return True
@@ -193,7 +194,7 @@ class Flag(enum.Enum):
     BAD = -1
 
     @classmethod
-    def from_byte(cls, value: int) -> "Flag":
+    def from_byte(cls, value: int) -> Flag:
         return {FLAG_SET: cls.SET, ERASED: cls.UNSET}.get(value, cls.BAD)
 
 
@@ -232,15 +233,19 @@ def parse_trailer(tail: bytes) -> TrailerState:
     if len(tail) < trailer_tail_size():
         raise ValueError(f"trailer needs {trailer_tail_size()} bytes, got {len(tail)}")
     end = len(tail)
-    magic_raw = tail[end + MAGIC_OFFSET:]
+    magic_raw = tail[end + MAGIC_OFFSET :]
     if magic_raw == BOOT_MAGIC:
         magic = MagicState.GOOD
     elif magic_raw == b"\xff" * len(BOOT_MAGIC):
         magic = MagicState.UNSET
     else:
         magic = MagicState.BAD
-    return TrailerState(magic, Flag.from_byte(tail[end + IMAGE_OK_OFFSET]),
-                        Flag.from_byte(tail[end + COPY_DONE_OFFSET]), tail[end + SWAP_INFO_OFFSET])
+    return TrailerState(
+        magic,
+        Flag.from_byte(tail[end + IMAGE_OK_OFFSET]),
+        Flag.from_byte(tail[end + COPY_DONE_OFFSET]),
+        tail[end + SWAP_INFO_OFFSET],
+    )
 
 
 def pending_writes(permanent: bool) -> list[tuple[int, bytes]]:
@@ -260,8 +265,11 @@ def confirm_writes() -> list[tuple[int, bytes]]:
 def swapped_writes(swap_type: SwapType) -> list[tuple[int, bytes]]:
     """Primary-slot trailer after a completed swap: magic + copy_done, and image_ok when the
     result is permanent (perm, or a revert that restores the confirmed image)."""
-    writes = [(MAGIC_OFFSET, BOOT_MAGIC), (COPY_DONE_OFFSET, bytes([FLAG_SET])),
-              (SWAP_INFO_OFFSET, bytes([swap_type.value]))]
+    writes = [
+        (MAGIC_OFFSET, BOOT_MAGIC),
+        (COPY_DONE_OFFSET, bytes([FLAG_SET])),
+        (SWAP_INFO_OFFSET, bytes([swap_type.value])),
+    ]
     if swap_type in (SwapType.PERM, SwapType.REVERT):
         writes.append((IMAGE_OK_OFFSET, bytes([FLAG_SET])))
     return writes
@@ -274,7 +282,11 @@ def swap_type_for(primary: TrailerState, secondary: TrailerState) -> SwapType:
             return SwapType.TEST
         if secondary.image_ok is Flag.SET:
             return SwapType.PERM
-    if (secondary.magic is MagicState.UNSET and primary.magic is MagicState.GOOD
-            and primary.image_ok is Flag.UNSET and primary.copy_done is Flag.SET):
+    if (
+        secondary.magic is MagicState.UNSET
+        and primary.magic is MagicState.GOOD
+        and primary.image_ok is Flag.UNSET
+        and primary.copy_done is Flag.SET
+    ):
         return SwapType.REVERT
     return SwapType.NONE

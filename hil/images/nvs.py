@@ -12,8 +12,9 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 PAGE_SIZE = 0x1000
 ENTRY_SIZE = 32
@@ -53,8 +54,16 @@ class ItemType(enum.IntEnum):
     BLOB_IDX = 0x48
 
 
-_INT_FORMATS = {ItemType.U8: "<B", ItemType.I8: "<b", ItemType.U16: "<H", ItemType.I16: "<h",
-                ItemType.U32: "<I", ItemType.I32: "<i", ItemType.U64: "<Q", ItemType.I64: "<q"}
+_INT_FORMATS = {
+    ItemType.U8: "<B",
+    ItemType.I8: "<b",
+    ItemType.U16: "<H",
+    ItemType.I16: "<h",
+    ItemType.U32: "<I",
+    ItemType.I32: "<i",
+    ItemType.U64: "<Q",
+    ItemType.I64: "<q",
+}
 
 
 class NvsError(ValueError):
@@ -75,14 +84,14 @@ def entry_crc(raw: bytes) -> int:
 class Item:
     """One item (possibly spanning several entries) as stored."""
 
-    page: int            # page index within the partition
-    slot: int            # first entry index within the page
+    page: int  # page index within the partition
+    slot: int  # first entry index within the page
     ns: int
     type: int
     span: int
     chunk: int
     key: str
-    data: bytes          # the 8-byte data field
+    data: bytes  # the 8-byte data field
     payload: bytes = b""  # following span-1 entries (SZ, BLOB_DATA), trimmed to size
 
     @property
@@ -107,8 +116,7 @@ class NvsImage:
     def find(self, namespace: str, key: str, types: tuple[int, ...]) -> Item | None:
         """The newest written item of ``namespace/key`` among ``types``."""
         ns = self.namespaces().get(namespace)
-        found = [i for i in self.items if ns is not None and i.ns == ns and i.key == key
-                 and i.type in types]
+        found = [i for i in self.items if ns is not None and i.ns == ns and i.key == key and i.type in types]
         return found[-1] if found else None
 
     def get(self, namespace: str, key: str) -> int | str | bytes | None:
@@ -125,8 +133,11 @@ class NvsImage:
 
     def _blob(self, index: Item) -> bytes | None:
         size, count, start = struct.unpack_from("<IBB", index.data)
-        chunks = {i.chunk: i.payload for i in self.items
-                  if i.ns == index.ns and i.key == index.key and i.type == ItemType.BLOB_DATA}
+        chunks = {
+            i.chunk: i.payload
+            for i in self.items
+            if i.ns == index.ns and i.key == index.key and i.type == ItemType.BLOB_DATA
+        }
         parts = [chunks.get(start + n) for n in range(count)]
         if any(p is None for p in parts):
             self.errors.append(f"blob {index.key!r}: missing chunk(s) of {count} from {start}")
@@ -145,7 +156,7 @@ def _entry_states(bitmap: bytes) -> list[int]:
 
 
 def _parse_page(data: bytes, index: int, image: NvsImage) -> None:
-    page = data[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]
+    page = data[index * PAGE_SIZE : (index + 1) * PAGE_SIZE]
     state, seq = struct.unpack_from("<II", page)
     image.page_states.append(state)
     image.page_seqs.append(None)
@@ -157,11 +168,10 @@ def _parse_page(data: bytes, index: int, image: NvsImage) -> None:
         return
     image.page_seqs[-1] = seq
     states = _entry_states(page[BITMAP_OFFSET:FIRST_ENTRY_OFFSET])
-    image.next_free[-1] = max((n + 1 for n, s in enumerate(states) if s != EntryState.EMPTY),
-                              default=0)
+    image.next_free[-1] = max((n + 1 for n, s in enumerate(states) if s != EntryState.EMPTY), default=0)
     slot = 0
     while slot < ENTRIES_PER_PAGE:
-        raw = page[FIRST_ENTRY_OFFSET + slot * ENTRY_SIZE:][:ENTRY_SIZE]
+        raw = page[FIRST_ENTRY_OFFSET + slot * ENTRY_SIZE :][:ENTRY_SIZE]
         if states[slot] != EntryState.WRITTEN:
             slot += 1
             continue
@@ -171,8 +181,7 @@ def _parse_page(data: bytes, index: int, image: NvsImage) -> None:
             image.items.append(item)
 
 
-def _parse_item(page: bytes, slot: int, raw: bytes, index: int,
-                image: NvsImage) -> tuple[Item | None, int]:
+def _parse_item(page: bytes, slot: int, raw: bytes, index: int, image: NvsImage) -> tuple[Item | None, int]:
     """The item at ``slot`` (``None`` if corrupt) and how many entries to advance."""
     ns, typ, span, chunk, crc = struct.unpack_from("<BBBBI", raw)
     key = raw[8:24].split(b"\0", 1)[0].decode("ascii", "replace")
@@ -187,7 +196,7 @@ def _parse_item(page: bytes, slot: int, raw: bytes, index: int,
     if typ in (ItemType.SZ, ItemType.BLOB_DATA):
         size, _, data_crc = struct.unpack_from("<HHI", raw, 24)
         start = FIRST_ENTRY_OFFSET + (slot + 1) * ENTRY_SIZE
-        payload = page[start:start + size]
+        payload = page[start : start + size]
         if size > (span - 1) * ENTRY_SIZE or crc32(payload) != data_crc:
             image.errors.append(f"{where}: data CRC mismatch, skipped")
             return None, span
@@ -225,13 +234,11 @@ def _entry(ns: int, typ: int, span: int, chunk: int, key: str, data: bytes) -> b
 
 def _encode_var(ns: int, typ: int, chunk: int, key: str, payload: bytes) -> bytes:
     span = 1 + (len(payload) + ENTRY_SIZE - 1) // ENTRY_SIZE
-    head = _entry(ns, typ, span, chunk, key, struct.pack("<HHI", len(payload), 0xFFFF,
-                                                        crc32(payload)))
+    head = _entry(ns, typ, span, chunk, key, struct.pack("<HHI", len(payload), 0xFFFF, crc32(payload)))
     return head + payload.ljust((span - 1) * ENTRY_SIZE, b"\xff")
 
 
-def encode_items(ns: int, key: str, value: int | str | bytes, item_type: ItemType,
-                 blob_start: int = 0) -> list[bytes]:
+def encode_items(ns: int, key: str, value: int | str | bytes, item_type: ItemType, blob_start: int = 0) -> list[bytes]:
     """Entry bytes of the item(s) that store ``value`` (a blob: data chunk then index)."""
     if len(key) > KEY_MAX or not key:
         raise NvsError(f"NVS key {key!r} must be 1..{KEY_MAX} characters")
@@ -245,17 +252,17 @@ def encode_items(ns: int, key: str, value: int | str | bytes, item_type: ItemTyp
         return [_encode_var(ns, ItemType.SZ, CHUNK_ANY, key, str(value).encode() + b"\0")]
     if item_type == ItemType.BLOB_IDX:
         blob = bytes(value)  # type: ignore[arg-type]
-        return [_encode_var(ns, ItemType.BLOB_DATA, blob_start, key, blob),
-                _entry(ns, ItemType.BLOB_IDX, 1, CHUNK_ANY, key,
-                       struct.pack("<IBB", len(blob), 1, blob_start))]
+        return [
+            _encode_var(ns, ItemType.BLOB_DATA, blob_start, key, blob),
+            _entry(ns, ItemType.BLOB_IDX, 1, CHUNK_ANY, key, struct.pack("<IBB", len(blob), 1, blob_start)),
+        ]
     raise NvsError(f"cannot write NVS type {item_type!r}")
 
 
 class NvsWriter:
     """Writes values into an NVS partition on flash, the way NVS does it."""
 
-    def __init__(self, storage: Storage, base: int, size: int,
-                 checkpoint: Callable[[str], None] | None = None) -> None:
+    def __init__(self, storage: Storage, base: int, size: int, checkpoint: Callable[[str], None] | None = None) -> None:
         self._storage, self._base, self._size = storage, base, size
         self._checkpoint = checkpoint or (lambda key: None)
 
@@ -300,9 +307,10 @@ class NvsWriter:
 
     @staticmethod
     def _active_pages(image: NvsImage) -> list[int]:
-        return sorted((p for p, s in enumerate(image.page_states)
-                       if s == PageState.ACTIVE and image.page_seqs[p] is not None),
-                      key=lambda p: image.page_seqs[p] or 0)
+        return sorted(
+            (p for p, s in enumerate(image.page_states) if s == PageState.ACTIVE and image.page_seqs[p] is not None),
+            key=lambda p: image.page_seqs[p] or 0,
+        )
 
     @staticmethod
     def _empty_pages(image: NvsImage) -> list[int]:
@@ -312,8 +320,7 @@ class NvsWriter:
         """Close the active page(s) and start the first empty page with the next sequence number."""
         empty = self._empty_pages(image)
         if not empty:
-            raise NvsError(f"NVS partition at 0x{self._base:x} has no empty page left: "
-                           f"erase and reprovision it")
+            raise NvsError(f"NVS partition at 0x{self._base:x} has no empty page left: erase and reprovision it")
         for page in self._active_pages(image):
             self._storage.write(self._base + page * PAGE_SIZE, struct.pack("<I", PageState.FULL))
         seq = max((s for s in image.page_seqs if s is not None), default=-1) + 1
@@ -326,12 +333,14 @@ class NvsWriter:
         """Garbage collection as NVS does it: move the live items of the closed page with the most
         erased entries into a fresh page, then erase that page."""
         live = [sum(i.span for i in image.items if i.page == p) for p in range(len(image.page_states))]
-        closed = [p for p, s in enumerate(image.page_states)
-                  if s in (PageState.FULL, PageState.FREEING) and image.page_seqs[p] is not None]
+        closed = [
+            p
+            for p, s in enumerate(image.page_states)
+            if s in (PageState.FULL, PageState.FREEING) and image.page_seqs[p] is not None
+        ]
         victim = max(closed, key=lambda p: image.next_free[p] - live[p], default=None)
         if victim is None or image.next_free[victim] == live[victim]:
-            raise NvsError(f"NVS partition at 0x{self._base:x} is full of live data: "
-                           f"erase and reprovision it")
+            raise NvsError(f"NVS partition at 0x{self._base:x} is full of live data: erase and reprovision it")
         newest = {(i.ns, i.key, i.chunk): i for i in image.items}  # later duplicates win
         moving = [i for i in image.items if i.page == victim and newest[(i.ns, i.key, i.chunk)] is i]
         target = self._open_page(image)
@@ -341,8 +350,7 @@ class NvsWriter:
         for item in moving:
             start = FIRST_ENTRY_OFFSET + item.slot * ENTRY_SIZE
             slot = image.next_free[target]
-            self._storage.write(self._entry_offset(target, slot),
-                                raw_page[start:start + item.span * ENTRY_SIZE])
+            self._storage.write(self._entry_offset(target, slot), raw_page[start : start + item.span * ENTRY_SIZE])
             self._set_state(target, slot, item.span, EntryState.WRITTEN)
             image.next_free[target] = slot + item.span
         self._storage.erase(victim_at, PAGE_SIZE)

@@ -52,8 +52,8 @@ class DeviceIdentity:
     psk: str = field(default=DEFAULT_PSK, repr=False)
     server_url: str = DEFAULT_SERVER_URL
     ca_cert: str | None = field(default=None, repr=False)
-    encrypt: bool = False            # AES-128-CBC on the upload payload
-    upload_period_s: int = 0         # periodic upload timer; 0 = uploads on the console command only
+    encrypt: bool = False  # AES-128-CBC on the upload payload
+    upload_period_s: int = 0  # periodic upload timer; 0 = uploads on the console command only
 
     def __post_init__(self) -> None:
         if not _DEVICE_ID_RE.fullmatch(self.device_id):
@@ -68,7 +68,7 @@ class DeviceIdentity:
         if len(self.psk_id.encode()) > 64 or len(self.psk.encode()) > 64:
             raise ValueError(f"device {self.device_id}: PSK identity and key are at most 64 bytes")
 
-    def replace(self, **changes: object) -> "DeviceIdentity":
+    def replace(self, **changes: object) -> DeviceIdentity:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -115,12 +115,19 @@ def build_nvs(identity: DeviceIdentity, out: Path, size: int = NVS_SIZE) -> Path
             ca_file.write_text(identity.ca_cert, encoding="ascii")
         csv_path = Path(tmp) / "nvs.csv"
         csv_path.write_text(nvs_csv(identity, ca_file), encoding="utf-8")
-        proc = subprocess.run([*NVS_GEN, "generate", str(csv_path), str(out), hex(size)],
-                              capture_output=True, text=True, timeout=NVS_GEN_TIMEOUT, check=False)
+        proc = subprocess.run(
+            [*NVS_GEN, "generate", str(csv_path), str(out), hex(size)],
+            capture_output=True,
+            text=True,
+            timeout=NVS_GEN_TIMEOUT,
+            check=False,
+        )
     if proc.returncode != 0 or not out.exists():
         detail = _redact((proc.stderr or proc.stdout).strip()[-400:], identity)
-        raise NvsBuildError(f"esp-idf-nvs-partition-gen could not build {out} for device "
-                            f"{identity.device_id} (exit {proc.returncode}): {detail}")
+        raise NvsBuildError(
+            f"esp-idf-nvs-partition-gen could not build {out} for device "
+            f"{identity.device_id} (exit {proc.returncode}): {detail}"
+        )
     return out
 
 
@@ -131,11 +138,11 @@ def _redact(text: str, identity: DeviceIdentity) -> str:
     return text
 
 
-def lab_identity(keys: "KeyStore", device_id: str = DEFAULT_DEVICE_ID,
-                         **overrides: object) -> DeviceIdentity:
+def lab_identity(keys: KeyStore, device_id: str = DEFAULT_DEVICE_ID, **overrides: object) -> DeviceIdentity:
     """A TEST ONLY identity: HMAC/AES keys derived from the key store's device master key, the
     store's FOTA AES key, the documented defaults for the rest; ``overrides`` replace fields."""
     hmac_key, aes_key = keys.device_keys(device_id)
-    identity = DeviceIdentity(device_id=device_id, hmac_key=hmac_key, aes_key=aes_key,
-                              fota_key=keys.secret("fota-aes-key"))
+    identity = DeviceIdentity(
+        device_id=device_id, hmac_key=hmac_key, aes_key=aes_key, fota_key=keys.secret("fota-aes-key")
+    )
     return identity.replace(**overrides) if overrides else identity

@@ -30,26 +30,45 @@ class VerifyResult:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([*IMGTOOL, *args], capture_output=True, text=True, timeout=IMGTOOL_TIMEOUT,
-                          check=False)
+    return subprocess.run([*IMGTOOL, *args], capture_output=True, text=True, timeout=IMGTOOL_TIMEOUT, check=False)
 
 
-def sign_image(payload: Path, out: Path, *, version: str, key: Path | None, slot_size: int,
-               header_size: int = MCUBOOT_HEADER_SIZE, public_key_format: str = "hash",
-               align: int = 4) -> None:
+def sign_image(
+    payload: Path,
+    out: Path,
+    *,
+    version: str,
+    key: Path | None,
+    slot_size: int,
+    header_size: int = MCUBOOT_HEADER_SIZE,
+    public_key_format: str = "hash",
+    align: int = 4,
+) -> None:
     """Wrap ``payload`` in an MCUboot image at ``out``.
 
     ``key=None`` produces an image with only the SHA-256 TLV (what an unsigned build looks like).
     ``public_key_format="full"`` embeds the whole public key instead of its hash.
     """
-    args = ["sign", "--header-size", hex(header_size), "--align", str(align), "--version", version,
-            "--pad-header", "--slot-size", hex(slot_size)]
+    args = [
+        "sign",
+        "--header-size",
+        hex(header_size),
+        "--align",
+        str(align),
+        "--version",
+        version,
+        "--pad-header",
+        "--slot-size",
+        hex(slot_size),
+    ]
     if key is not None:
         args += ["--key", str(key), "--public-key-format", public_key_format]
     proc = _run([*args, str(payload), str(out)])
     if proc.returncode != 0:
-        raise SigningError(f"imgtool sign {payload} -> {out} failed (exit {proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout).strip()[-400:]}")
+        raise SigningError(
+            f"imgtool sign {payload} -> {out} failed (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[-400:]}"
+        )
 
 
 def verify_image(image: Path, key: Path) -> VerifyResult:

@@ -58,24 +58,63 @@ class Variant:
 
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("unsigned", "2.0.0", False, "no signature TLV: only the SHA-256 TLV is present",
-            IMGTOOL_NO_SIGNATURE, sign_with=None),
-    Variant("other-key", "2.0.0", False,
-            "signed by a key the bootloader does not trust, which the image carries in full",
-            IMGTOOL_NO_SIGNATURE, sign_with="attacker-key", public_key_format="full"),
-    Variant("bitflip", "2.0.0", False, "one payload bit flipped after signing: SHA-256 TLV mismatch",
-            IMGTOOL_BAD_HASH, mutation="bitflip"),
-    Variant("truncated", "2.0.0", False,
-            "cut at half its size (an interrupted transfer): the TLVs and half the payload are gone",
-            IMGTOOL_TRUNCATED, mutation="truncate"),
-    Variant("bad-magic", "2.0.0", False, "MCUboot header magic altered: not an MCUboot image",
-            IMGTOOL_BAD_MAGIC, mutation="bad-magic"),
-    Variant("downgrade", "0.9.0", True,
-            "validly signed but older than the running 1.0.0: OTA must refuse it; serial flash boots",
-            IMGTOOL_OK),
-    Variant("selftest-fail", "2.0.0", True,
-            f"validly signed v2 whose project name {SELFTEST_FAIL_PROJECT!r} makes the app's "
-            "post-update self-test fail, so MCUboot reverts it", IMGTOOL_OK, project=SELFTEST_FAIL_PROJECT),
+    Variant(
+        "unsigned",
+        "2.0.0",
+        False,
+        "no signature TLV: only the SHA-256 TLV is present",
+        IMGTOOL_NO_SIGNATURE,
+        sign_with=None,
+    ),
+    Variant(
+        "other-key",
+        "2.0.0",
+        False,
+        "signed by a key the bootloader does not trust, which the image carries in full",
+        IMGTOOL_NO_SIGNATURE,
+        sign_with="attacker-key",
+        public_key_format="full",
+    ),
+    Variant(
+        "bitflip",
+        "2.0.0",
+        False,
+        "one payload bit flipped after signing: SHA-256 TLV mismatch",
+        IMGTOOL_BAD_HASH,
+        mutation="bitflip",
+    ),
+    Variant(
+        "truncated",
+        "2.0.0",
+        False,
+        "cut at half its size (an interrupted transfer): the TLVs and half the payload are gone",
+        IMGTOOL_TRUNCATED,
+        mutation="truncate",
+    ),
+    Variant(
+        "bad-magic",
+        "2.0.0",
+        False,
+        "MCUboot header magic altered: not an MCUboot image",
+        IMGTOOL_BAD_MAGIC,
+        mutation="bad-magic",
+    ),
+    Variant(
+        "downgrade",
+        "0.9.0",
+        True,
+        "validly signed but older than the running 1.0.0: OTA must refuse it; serial flash boots",
+        IMGTOOL_OK,
+    ),
+    Variant(
+        "selftest-fail",
+        "2.0.0",
+        True,
+        f"validly signed v2 whose project name {SELFTEST_FAIL_PROJECT!r} makes the app's "
+        "post-update self-test fail, so MCUboot reverts it",
+        IMGTOOL_OK,
+        project=SELFTEST_FAIL_PROJECT,
+    ),
 )
 
 VARIANTS_BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}

@@ -44,8 +44,12 @@ class Attacker:
         if self.capture is None:
             raise RuntimeError("this attacker sees no board traffic: use the `attacker` fixture, not `remote_attacker`")
         self.capture.sync()
-        requests = [(flow.first_time, message) for flow in flows_from_pcap(self.capture.path)
-                    for message in flow.http_requests() if message.target == path]
+        requests = [
+            (flow.first_time, message)
+            for flow in flows_from_pcap(self.capture.path)
+            for message in flow.http_requests()
+            if message.target == path
+        ]
         return [message for _, message in sorted(requests, key=lambda item: item[0])]
 
     def captured_uploads(self) -> list[UploadPacket]:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import scapy.arch  # noqa: F401  -- loads the interface list resolve_iface needs
+import scapy.arch
 import scapy.layers.l2  # noqa: F401  -- maps ARPHRD_LOOPBACK to Ether for lo frames
 from scapy.interfaces import resolve_iface
 from scapy.packet import Packet
@@ -84,8 +84,17 @@ class Sniffer:
     loop; ``stop()`` drains with a sentinel and returns :class:`CaptureStats`. Use as a context manager.
     """
 
-    def __init__(self, path: str | Path, *, host: str, iface: str = "lo", extra_filter: str | None = None,
-                 ready_timeout: float = 5.0, drain_timeout: float = 5.0, rcvbuf: int = DEFAULT_RCVBUF) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        host: str,
+        iface: str = "lo",
+        extra_filter: str | None = None,
+        ready_timeout: float = 5.0,
+        drain_timeout: float = 5.0,
+        rcvbuf: int = DEFAULT_RCVBUF,
+    ) -> None:
         self.path = Path(path)
         self.host = host
         self.iface = iface
@@ -116,7 +125,7 @@ class Sniffer:
         """Packets written to the pcap so far."""
         return self._written
 
-    def start(self) -> "Sniffer":
+    def start(self) -> Sniffer:
         """Open the capture socket, start the sniffer thread and wait until it listens.
 
         Raises :class:`CaptureUnavailable` without CAP_NET_RAW, :class:`CaptureError` for a bad
@@ -131,14 +140,21 @@ class Sniffer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = PcapWriter(str(self.path), sync=True, linktype=DLT_EN10MB)
         self._writer.write_header(None)  # a valid (empty) pcap exists even if nothing matches
-        self._sniffer = AsyncSniffer(opened_socket=self._socket, prn=self._on_packet, store=False,
-                                     stop_filter=self._is_sentinel, started_callback=self._ready.set)
+        self._sniffer = AsyncSniffer(
+            opened_socket=self._socket,
+            prn=self._on_packet,
+            store=False,
+            stop_filter=self._is_sentinel,
+            started_callback=self._ready.set,
+        )
         self._sniffer.start()
         if not self._ready.wait(self.ready_timeout):
             error = self._sniffer.exception
             self._abort()
-            raise CaptureError(f"sniffer on {self.iface} for board {self.host} did not start within "
-                               f"{self.ready_timeout}s ({error or 'no error reported'})")
+            raise CaptureError(
+                f"sniffer on {self.iface} for board {self.host} did not start within "
+                f"{self.ready_timeout}s ({error or 'no error reported'})"
+            )
         self._latency = time.monotonic() - t0
         return self
 
@@ -160,14 +176,16 @@ class Sniffer:
         self._close()
         self._stats = CaptureStats(self.path, self._written, kernel_packets, drops, self._latency)
         if not drained:
-            raise CaptureError(f"capture {self.path} for board {self.host} on {self.iface} did not see its "
-                               f"drain sentinel (no progress for {self.drain_timeout}s, {drops} packets dropped "
-                               f"by the kernel); the pcap may miss packets")
+            raise CaptureError(
+                f"capture {self.path} for board {self.host} on {self.iface} did not see its "
+                f"drain sentinel (no progress for {self.drain_timeout}s, {drops} packets dropped "
+                f"by the kernel); the pcap may miss packets"
+            )
         if drops:
             log.warning("%s", self._stats.describe())
         return self._stats
 
-    def __enter__(self) -> "Sniffer":
+    def __enter__(self) -> Sniffer:
         return self.start()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -188,12 +206,16 @@ class Sniffer:
             iface = resolve_iface(self.iface)
             sock = iface.l2listen()(iface=iface, filter=self.filter)
         except PermissionError as exc:
-            raise CaptureUnavailable(f"no privilege to sniff {self.iface} for board {self.host} ({exc}); run as "
-                                     f"root or grant CAP_NET_RAW (setcap cap_net_raw+ep on the python "
-                                     f"binary), or use the recording relay fallback") from exc
+            raise CaptureUnavailable(
+                f"no privilege to sniff {self.iface} for board {self.host} ({exc}); run as "
+                f"root or grant CAP_NET_RAW (setcap cap_net_raw+ep on the python "
+                f"binary), or use the recording relay fallback"
+            ) from exc
         except (OSError, ValueError) as exc:  # ValueError: scapy does not know the interface
-            raise CaptureError(f"cannot sniff interface {self.iface!r} for board {self.host}: {exc}; check the "
-                               f"board's `capture_iface` in the inventory") from exc
+            raise CaptureError(
+                f"cannot sniff interface {self.iface!r} for board {self.host}: {exc}; check the "
+                f"board's `capture_iface` in the inventory"
+            ) from exc
         try:
             sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.rcvbuf)
         except PermissionError:  # CAP_NET_ADMIN missing: the capped SO_RCVBUF is the best we get
@@ -225,8 +247,10 @@ class Sniffer:
         try:
             self._send_token(token)
             if not seen.wait(timeout):
-                raise CaptureError(f"capture {self.path} for board {self.host} did not catch up within "
-                                   f"{timeout}s ({self._kernel_stats()[1]} packets dropped by the kernel)")
+                raise CaptureError(
+                    f"capture {self.path} for board {self.host} did not catch up within "
+                    f"{timeout}s ({self._kernel_stats()[1]} packets dropped by the kernel)"
+                )
         finally:
             with self._sync_lock:
                 self._synced.pop(token, None)

@@ -68,17 +68,25 @@ class Capture:
         assert self.relay is not None
         return self.relay.stop()
 
-    def __enter__(self) -> "Capture":
+    def __enter__(self) -> Capture:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def open_capture(path: str | Path, *, host: str, iface: str = "lo", upstream: Endpoint | None = None,
-                 relay_listen: Endpoint = ("127.0.0.1", 0), proto: Literal["tcp", "udp"] = "tcp",
-                 notice: FallbackNotice | None = None, force_relay: bool = False,
-                 extra_filter: str | None = None) -> Capture:
+def open_capture(
+    path: str | Path,
+    *,
+    host: str,
+    iface: str = "lo",
+    upstream: Endpoint | None = None,
+    relay_listen: Endpoint = ("127.0.0.1", 0),
+    proto: Literal["tcp", "udp"] = "tcp",
+    notice: FallbackNotice | None = None,
+    force_relay: bool = False,
+    extra_filter: str | None = None,
+) -> Capture:
     """Start capturing board *host*'s traffic into *path*; returns a started :class:`Capture`.
 
     Sniffs *iface* when possible. Without the privilege (or with ``force_relay``) it starts a

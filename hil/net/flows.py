@@ -8,9 +8,10 @@ A SYN on a 4-tuple whose previous connection ended starts a new flow (port reuse
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -43,7 +44,7 @@ class TcpStream:
 
     data: bytes = b""
     segments: int = 0
-    wire_bytes: int = 0        # payload bytes on the wire, retransmissions included
+    wire_bytes: int = 0  # payload bytes on the wire, retransmissions included
     retransmitted_bytes: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (stream offset, missing bytes)
 
@@ -69,8 +70,7 @@ class Flow:
     streams: dict[str, TcpStream] = field(default_factory=lambda: {"c2s": TcpStream(), "s2c": TcpStream()})
     datagrams: list[Datagram] = field(default_factory=list)
     flags_seen: set[str] = field(default_factory=set)  # SYN, FIN, RST
-    _segments: dict[str, list[tuple[int, bytes]]] = field(default_factory=lambda: {"c2s": [], "s2c": []},
-                                                            repr=False)
+    _segments: dict[str, list[tuple[int, bytes]]] = field(default_factory=lambda: {"c2s": [], "s2c": []}, repr=False)
     _isn: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -97,8 +97,9 @@ class Flow:
     def http_exchanges(self) -> list[HttpExchange]:
         """Requests paired with their responses (raises :class:`~hil.net.http.HttpParseError` if not HTTP)."""
         requests = self.http_requests()
-        responses, _ = parse_stream(self.stream("s2c"), is_response=True,
-                                    request_methods=[r.method or "" for r in requests])
+        responses, _ = parse_stream(
+            self.stream("s2c"), is_response=True, request_methods=[r.method or "" for r in requests]
+        )
         return pair_exchanges(requests, responses)
 
     @property
@@ -202,7 +203,7 @@ def _reassemble(flow: Flow, direction: str) -> None:
             stream.gaps.append((len(out), start - expected))
         elif start < expected:
             stream.retransmitted_bytes += expected - start
-            data = data[expected - start:]
+            data = data[expected - start :]
         out += data
         expected = end
     stream.data = bytes(out)

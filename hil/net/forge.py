@@ -85,8 +85,14 @@ def with_device_id(packet: UploadPacket, device_id: str, *, key: bytes | None = 
     return resign(replace(packet, device_id=device_id), key)
 
 
-def with_flags(packet: UploadPacket, *, compressed: bool | None = None, encrypted: bool | None = None,
-               compression_type: str | None | object = _MISSING, key: bytes | None = None) -> UploadPacket:
+def with_flags(
+    packet: UploadPacket,
+    *,
+    compressed: bool | None = None,
+    encrypted: bool | None = None,
+    compression_type: str | object | None = _MISSING,
+    key: bytes | None = None,
+) -> UploadPacket:
     """Flags changed (not MAC'd: a server must not trust them to skip a check)."""
     changes: dict[str, Any] = {}
     if compressed is not None:
@@ -98,17 +104,32 @@ def with_flags(packet: UploadPacket, *, compressed: bool | None = None, encrypte
     return resign(replace(packet, **changes), key)
 
 
-def craft(device_id: str, nonce: int, plaintext: bytes | Readings, *, key: bytes | None,
-          mac: str | None = None, compressed: bool = True, aes_key: bytes | None = None,
-          timestamp: str | None = None) -> UploadPacket:
+def craft(
+    device_id: str,
+    nonce: int,
+    plaintext: bytes | Readings,
+    *,
+    key: bytes | None,
+    mac: str | None = None,
+    compressed: bool = True,
+    aes_key: bytes | None = None,
+    timestamp: str | None = None,
+) -> UploadPacket:
     """An upload from scratch: *plaintext* (Readings are serialised as the device does, bytes are used
     as given) → zlib if *compressed* → AES if *aes_key* → base64; MAC under *key*, else *mac* or zeros.
     With *compressed* and *key* it equals what :func:`hil.protocol.upload.build_packet` makes."""
     body = plaintext if isinstance(plaintext, bytes) else encode_readings(plaintext)
     payload = seal_payload(compress(body) if compressed else body, aes_key=aes_key)
-    packet = UploadPacket(device_id=device_id, nonce=nonce, payload=payload, mac=mac or "0" * 64,
-                          compressed=compressed, encrypted=aes_key is not None,
-                          compression_type="zlib" if compressed else None, timestamp=timestamp)
+    packet = UploadPacket(
+        device_id=device_id,
+        nonce=nonce,
+        payload=payload,
+        mac=mac or "0" * 64,
+        compressed=compressed,
+        encrypted=aes_key is not None,
+        compression_type="zlib" if compressed else None,
+        timestamp=timestamp,
+    )
     return resign(packet, key)
 
 

@@ -58,7 +58,7 @@ class HttpMessage:
                 return value
         return default
 
-    def with_body(self, body: bytes) -> "HttpMessage":
+    def with_body(self, body: bytes) -> HttpMessage:
         """The same message with another body; Content-Length follows it and chunked framing is dropped."""
         headers = [(k, v) for k, v in self.headers if k.lower() not in ("content-length", "transfer-encoding")]
         headers.append(("Content-Length", str(len(body))))
@@ -78,16 +78,22 @@ class HttpExchange:
     notes: list[str] = field(default_factory=list)
 
 
-def build_message(start_line: str, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
-                  body: bytes = b"", *, is_response: bool = False) -> HttpMessage:
+def build_message(
+    start_line: str,
+    headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    body: bytes = b"",
+    *,
+    is_response: bool = False,
+) -> HttpMessage:
     """Serialise a message with the given headers verbatim (the caller sets Content-Length)."""
     head = start_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     raw = head.encode("latin-1") + body
     return HttpMessage(start_line, tuple(headers), body, raw, is_response)
 
 
-def build_request(method: str, target: str, body: bytes = b"", *, host: str,
-                  headers: dict[str, str] | None = None) -> HttpMessage:
+def build_request(
+    method: str, target: str, body: bytes = b"", *, host: str, headers: dict[str, str] | None = None
+) -> HttpMessage:
     """A well-formed HTTP/1.1 request with Host and Content-Length (when there is a body)."""
     hdrs = [("Host", host)] + list((headers or {}).items())
     if body or method in ("POST", "PUT", "PATCH"):
@@ -95,8 +101,9 @@ def build_request(method: str, target: str, body: bytes = b"", *, host: str,
     return build_message(f"{method} {target} HTTP/1.1", hdrs, body)
 
 
-def build_response(status: int, reason: str, body: bytes = b"", *,
-                   content_type: str = "application/json", close: bool = False) -> HttpMessage:
+def build_response(
+    status: int, reason: str, body: bytes = b"", *, content_type: str = "application/json", close: bool = False
+) -> HttpMessage:
     """A well-formed HTTP/1.1 response (used by the MITM proxy to inject answers)."""
     hdrs = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
     if close:
@@ -104,8 +111,9 @@ def build_response(status: int, reason: str, body: bytes = b"", *,
     return build_message(f"HTTP/1.1 {status} {reason}", hdrs, body, is_response=True)
 
 
-def parse_message(buf: bytes, offset: int = 0, *, is_response: bool, eof: bool = False,
-                  request_method: str | None = None) -> tuple[HttpMessage, int] | None:
+def parse_message(
+    buf: bytes, offset: int = 0, *, is_response: bool, eof: bool = False, request_method: str | None = None
+) -> tuple[HttpMessage, int] | None:
     """Parse one message starting at *offset*; returns ``(message, end_offset)`` or ``None`` if incomplete.
 
     *request_method* is the method of the request a response answers (a response to HEAD has no
@@ -127,8 +135,12 @@ def parse_message(buf: bytes, offset: int = 0, *, is_response: bool, eof: bool =
     return msg, end
 
 
-def parse_stream(data: bytes, *, is_response: bool, request_methods: list[str] | None = None,
-                 ) -> tuple[list[HttpMessage], bytes]:
+def parse_stream(
+    data: bytes,
+    *,
+    is_response: bool,
+    request_methods: list[str] | None = None,
+) -> tuple[list[HttpMessage], bytes]:
     """Split a complete one-direction stream into messages (keep-alive); returns them and any trailing
     bytes that do not form a complete message (a truncated capture)."""
     messages: list[HttpMessage] = []
@@ -165,8 +177,9 @@ def _parse_head(head: bytes, is_response: bool) -> tuple[str, tuple[tuple[str, s
     return start, tuple(headers)
 
 
-def _frame_body(buf: bytes, start: int, msg: HttpMessage, *, eof: bool,
-                request_method: str | None) -> tuple[bytes, int, bool] | None:
+def _frame_body(
+    buf: bytes, start: int, msg: HttpMessage, *, eof: bool, request_method: str | None
+) -> tuple[bytes, int, bool] | None:
     if msg.is_response and (request_method == "HEAD" or msg.status in (204, 304) or 100 <= (msg.status or 0) < 200):
         return b"", start, False
     if "chunked" in (msg.header("Transfer-Encoding") or "").lower():
@@ -204,11 +217,20 @@ def _dechunk(buf: bytes, pos: int) -> tuple[bytes, int, bool] | None:
             return (bytes(body), trailer_end + 2, True) if trailer_end >= 0 else None
         if pos + size + 2 > len(buf):
             return None
-        body += buf[pos:pos + size]
-        if buf[pos + size:pos + size + 2] != b"\r\n":
+        body += buf[pos : pos + size]
+        if buf[pos + size : pos + size + 2] != b"\r\n":
             raise HttpParseError(f"chunk of {size} bytes at stream offset {pos} is not followed by CRLF")
         pos += size + 2
 
 
-__all__ = ["HttpParseError", "HttpMessage", "HttpExchange", "build_message", "build_request",
-           "build_response", "parse_message", "parse_stream", "pair_exchanges"]
+__all__ = [
+    "HttpExchange",
+    "HttpMessage",
+    "HttpParseError",
+    "build_message",
+    "build_request",
+    "build_response",
+    "pair_exchanges",
+    "parse_message",
+    "parse_stream",
+]

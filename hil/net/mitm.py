@@ -13,8 +13,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hil.net.http import HttpMessage, HttpParseError, parse_message
 from hil.net.rules import Rule, RuleSet, corrupt_body
@@ -54,9 +54,17 @@ class MitmProxy:
     ``stop()`` closes every connection and joins every thread. Use as a context manager.
     """
 
-    def __init__(self, upstream: Endpoint, *, listen: Endpoint = ("127.0.0.1", 0),
-                 rules: list[Rule] | None = None, max_connections: int = 64, idle_timeout: float = 30.0,
-                 upstream_timeout: float = 10.0, join_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        upstream: Endpoint,
+        *,
+        listen: Endpoint = ("127.0.0.1", 0),
+        rules: list[Rule] | None = None,
+        max_connections: int = 64,
+        idle_timeout: float = 30.0,
+        upstream_timeout: float = 10.0,
+        join_timeout: float = 5.0,
+    ) -> None:
         self.upstream = upstream
         self.listen = listen
         self.rules = RuleSet(list(rules or []))
@@ -83,13 +91,15 @@ class MitmProxy:
 
     def wait_for(self, predicate: Callable[[ProxyEvent], bool], timeout: float) -> ProxyEvent | None:
         """The first logged event satisfying *predicate*, waiting up to *timeout* for it to happen."""
+
         def found() -> ProxyEvent | None:
             return next((e for e in self._events if predicate(e)), None)
+
         with self._changed:
             self._changed.wait_for(lambda: found() is not None, timeout)
             return found()
 
-    def start(self) -> "MitmProxy":
+    def start(self) -> MitmProxy:
         """Bind, listen and start accepting."""
         try:
             server = open_listener(self.listen, backlog=self.max_connections)
@@ -110,7 +120,7 @@ class MitmProxy:
         if alive:
             raise ProxyError(f"MITM proxy threads {alive} did not stop within {self.join_timeout}s")
 
-    def __enter__(self) -> "MitmProxy":
+    def __enter__(self) -> MitmProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -164,8 +174,9 @@ class MitmProxy:
                     self._log(peer, "request", request, "upstream-unreachable", detail=str(exc))
                     return
             upstream[0].sendall(request.raw)
-            response, ubuf, upstream_eof = self._read(upstream[0], ubuf, is_response=True,
-                                                      timeout=self.upstream_timeout, method=request.method)
+            response, ubuf, upstream_eof = self._read(
+                upstream[0], ubuf, is_response=True, timeout=self.upstream_timeout, method=request.method
+            )
             if response is None:
                 self._log(peer, "response", request, "upstream-closed")
                 return
@@ -192,12 +203,10 @@ class MitmProxy:
             request = corrupt_body(request, rule.offsets)
         return request, None
 
-    def _apply_response_rule(self, peer: Endpoint, request: HttpMessage,
-                             response: HttpMessage) -> HttpMessage | None:
+    def _apply_response_rule(self, peer: Endpoint, request: HttpMessage, response: HttpMessage) -> HttpMessage | None:
         rule = self.rules.select("response", request, response)
         action = rule.action if rule else "pass"
-        self._log(peer, "response", request, action, status=response.status,
-                  detail=rule.describe() if rule else "")
+        self._log(peer, "response", request, action, status=response.status, detail=rule.describe() if rule else "")
         if rule is None or action == "pass":
             return response
         if action == "drop":
@@ -208,8 +217,9 @@ class MitmProxy:
             return corrupt_body(response, rule.offsets)
         return rule.response
 
-    def _read(self, sock: socket.socket, buf: bytes, *, is_response: bool, timeout: float,
-              method: str | None = None) -> tuple[HttpMessage | None, bytes, bool]:
+    def _read(
+        self, sock: socket.socket, buf: bytes, *, is_response: bool, timeout: float, method: str | None = None
+    ) -> tuple[HttpMessage | None, bytes, bool]:
         """Next message from *sock* (``None`` on EOF, timeout, stop or garbage), the leftover bytes,
         and whether the peer closed."""
         deadline = time.monotonic() + timeout
@@ -232,18 +242,28 @@ class MitmProxy:
             eof = not chunk
             buf += chunk
 
-    def _log(self, peer: Endpoint, phase: str, request: HttpMessage, action: str, *,
-             status: int | None = None, detail: str = "") -> None:
-        event = ProxyEvent(time.time(), peer, phase, request.method or "", request.target or "", action, status,
-                           detail)
+    def _log(
+        self,
+        peer: Endpoint,
+        phase: str,
+        request: HttpMessage,
+        action: str,
+        *,
+        status: int | None = None,
+        detail: str = "",
+    ) -> None:
+        event = ProxyEvent(time.time(), peer, phase, request.method or "", request.target or "", action, status, detail)
         with self._changed:
             self._events.append(event)
             self._changed.notify_all()
 
 
 def _wants_close(msg: HttpMessage) -> bool:
-    return (msg.header("Connection") or "").lower() == "close" or msg.start_line.startswith("HTTP/1.0 ") \
+    return (
+        (msg.header("Connection") or "").lower() == "close"
+        or msg.start_line.startswith("HTTP/1.0 ")
         or msg.start_line.endswith(" HTTP/1.0")
+    )
 
 
 _DROP = HttpMessage("drop", (), b"", b"", True)  # sentinel: close the client connection

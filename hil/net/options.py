@@ -7,7 +7,12 @@ from hil.options import OptionSpec
 CAPTURE_MODES = ("auto", "relay")
 
 OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("capture-mode", "how tests capture board traffic: auto (sniff the board's interface when "
-               "privileged, else a recording relay) or relay (always the relay, e.g. to check the "
-               "unprivileged path as root)", default="auto", metavar="MODE"),
+    OptionSpec(
+        "capture-mode",
+        "how tests capture board traffic: auto (sniff the board's interface when "
+        "privileged, else a recording relay) or relay (always the relay, e.g. to check the "
+        "unprivileged path as root)",
+        default="auto",
+        metavar="MODE",
+    ),
 )

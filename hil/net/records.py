@@ -11,18 +11,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONTENT_TYPES: dict[int, str] = {
-    20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
-    24: "heartbeat", 25: "tls12_cid", 26: "ack",
+    20: "change_cipher_spec",
+    21: "alert",
+    22: "handshake",
+    23: "application_data",
+    24: "heartbeat",
+    25: "tls12_cid",
+    26: "ack",
 }
 VERSIONS: dict[int, str] = {
-    0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3",
-    0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3",
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+    0xFEFF: "DTLS 1.0",
+    0xFEFD: "DTLS 1.2",
+    0xFEFC: "DTLS 1.3",
 }
 HANDSHAKE_TYPES: dict[int, str] = {
-    0: "hello_request", 1: "client_hello", 2: "server_hello", 3: "hello_verify_request",
-    4: "new_session_ticket", 8: "encrypted_extensions", 11: "certificate", 12: "server_key_exchange",
-    13: "certificate_request", 14: "server_hello_done", 15: "certificate_verify",
-    16: "client_key_exchange", 20: "finished",
+    0: "hello_request",
+    1: "client_hello",
+    2: "server_hello",
+    3: "hello_verify_request",
+    4: "new_session_ticket",
+    8: "encrypted_extensions",
+    11: "certificate",
+    12: "server_key_exchange",
+    13: "certificate_request",
+    14: "server_hello_done",
+    15: "certificate_verify",
+    16: "client_key_exchange",
+    20: "finished",
 }
 TLS_HEADER = 5
 DTLS_HEADER = 13
@@ -81,8 +101,11 @@ def parse_tls(data: bytes, *, strict: bool = True) -> tuple[list[Record], int]:
     pos = 0
     encrypted = False
     while len(data) - pos >= TLS_HEADER:
-        ctype, version, length = data[pos], int.from_bytes(data[pos + 1:pos + 3], "big"), \
-            int.from_bytes(data[pos + 3:pos + 5], "big")
+        ctype, version, length = (
+            data[pos],
+            int.from_bytes(data[pos + 1 : pos + 3], "big"),
+            int.from_bytes(data[pos + 3 : pos + 5], "big"),
+        )
         problem = _header_problem(ctype, version, length, dtls=False)
         if problem:
             if strict:
@@ -90,7 +113,7 @@ def parse_tls(data: bytes, *, strict: bool = True) -> tuple[list[Record], int]:
             break
         if pos + TLS_HEADER + length > len(data):
             break
-        body = data[pos + TLS_HEADER:pos + TLS_HEADER + length]
+        body = data[pos + TLS_HEADER : pos + TLS_HEADER + length]
         hs = body[0] if ctype == 22 and body and not encrypted else None
         records.append(Record(ctype, version, length, pos, handshake_type=hs))
         encrypted = encrypted or ctype == 20
@@ -105,14 +128,16 @@ def parse_dtls(datagram: bytes, *, strict: bool = True) -> list[Record]:
     while pos < len(datagram):
         if len(datagram) - pos < DTLS_HEADER:
             if strict:
-                raise RecordParseError(f"{len(datagram) - pos} trailing bytes at datagram offset {pos} "
-                                       f"are shorter than a DTLS record header")
+                raise RecordParseError(
+                    f"{len(datagram) - pos} trailing bytes at datagram offset {pos} "
+                    f"are shorter than a DTLS record header"
+                )
             break
         ctype = datagram[pos]
-        version = int.from_bytes(datagram[pos + 1:pos + 3], "big")
-        epoch = int.from_bytes(datagram[pos + 3:pos + 5], "big")
-        seq = int.from_bytes(datagram[pos + 5:pos + 11], "big")
-        length = int.from_bytes(datagram[pos + 11:pos + 13], "big")
+        version = int.from_bytes(datagram[pos + 1 : pos + 3], "big")
+        epoch = int.from_bytes(datagram[pos + 3 : pos + 5], "big")
+        seq = int.from_bytes(datagram[pos + 5 : pos + 11], "big")
+        length = int.from_bytes(datagram[pos + 11 : pos + 13], "big")
         problem = _header_problem(ctype, version, length, dtls=True)
         if not problem and pos + DTLS_HEADER + length > len(datagram):
             problem = f"record length {length} runs past the datagram end"
@@ -120,7 +145,7 @@ def parse_dtls(datagram: bytes, *, strict: bool = True) -> list[Record]:
             if strict:
                 raise RecordParseError(f"not a DTLS record at datagram offset {pos}: {problem}")
             break
-        body = datagram[pos + DTLS_HEADER:pos + DTLS_HEADER + length]
+        body = datagram[pos + DTLS_HEADER : pos + DTLS_HEADER + length]
         hs = body[0] if ctype == 22 and epoch == 0 and body else None
         records.append(Record(ctype, version, length, pos, epoch, seq, hs))
         pos += DTLS_HEADER + length
@@ -130,13 +155,15 @@ def parse_dtls(datagram: bytes, *, strict: bool = True) -> list[Record]:
 def looks_like_tls(data: bytes) -> bool:
     """Whether *data* starts with a plausible TLS record header (for classifying unknown flows)."""
     return len(data) >= TLS_HEADER and not _header_problem(
-        data[0], int.from_bytes(data[1:3], "big"), int.from_bytes(data[3:5], "big"), dtls=False)
+        data[0], int.from_bytes(data[1:3], "big"), int.from_bytes(data[3:5], "big"), dtls=False
+    )
 
 
 def looks_like_dtls(datagram: bytes) -> bool:
     """Whether *datagram* starts with a plausible DTLS record header."""
     return len(datagram) >= DTLS_HEADER and not _header_problem(
-        datagram[0], int.from_bytes(datagram[1:3], "big"), int.from_bytes(datagram[11:13], "big"), dtls=True)
+        datagram[0], int.from_bytes(datagram[1:3], "big"), int.from_bytes(datagram[11:13], "big"), dtls=True
+    )
 
 
 def type_counts(records: list[Record]) -> dict[str, int]:

@@ -55,9 +55,19 @@ class RecordingRelay:
     thread and returns :class:`~hil.net.capture.CaptureStats` (``mode="relay"``).
     """
 
-    def __init__(self, path: str | Path, *, upstream: Endpoint, listen: Endpoint = ("127.0.0.1", 0),
-                 proto: Literal["tcp", "udp"] = "tcp", mss: int = DEFAULT_MSS, max_connections: int = 64,
-                 connect_timeout: float = 5.0, join_timeout: float = 5.0, drain_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        upstream: Endpoint,
+        listen: Endpoint = ("127.0.0.1", 0),
+        proto: Literal["tcp", "udp"] = "tcp",
+        mss: int = DEFAULT_MSS,
+        max_connections: int = 64,
+        connect_timeout: float = 5.0,
+        join_timeout: float = 5.0,
+        drain_timeout: float = 1.0,
+    ) -> None:
         if proto not in ("tcp", "udp"):
             raise ValueError(f"relay protocol must be tcp or udp, not {proto!r}")
         self.path = Path(path)
@@ -83,14 +93,16 @@ class RecordingRelay:
         """The bound listening address (point the board here)."""
         return bound_address(self._server, "recording relay")
 
-    def start(self) -> "RecordingRelay":
+    def start(self) -> RecordingRelay:
         """Bind the listening socket, open the pcap and start the relay thread."""
         t0 = time.monotonic()
         try:
             server = open_listener(self.listen, udp=self.proto == "udp", backlog=self.max_connections)
         except OSError as exc:
-            raise CaptureError(f"recording relay cannot listen on {self.listen[0]}:{self.listen[1]} "
-                               f"({exc}); pick a free port or address") from exc
+            raise CaptureError(
+                f"recording relay cannot listen on {self.listen[0]}:{self.listen[1]} "
+                f"({exc}); pick a free port or address"
+            ) from exc
         self._server = server
         self._workers.open()
         self._sink = _PcapSink(self.path)
@@ -120,7 +132,7 @@ class RecordingRelay:
         with self._idle:
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
-    def __enter__(self) -> "RecordingRelay":
+    def __enter__(self) -> RecordingRelay:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

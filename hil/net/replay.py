@@ -13,9 +13,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Packet
@@ -72,8 +73,9 @@ def send_http(raw: bytes, target: Endpoint, *, timeout: float = 5.0, method: str
         raise ReplayError(f"replaying {len(raw)}-byte request to {target[0]}:{target[1]} failed: {exc}") from exc
 
 
-def replay_http(request: HttpMessage | bytes, target: Endpoint, *, times: int = 1, parallel: int = 1,
-                timeout: float = 5.0) -> list[HttpReplayResult]:
+def replay_http(
+    request: HttpMessage | bytes, target: Endpoint, *, times: int = 1, parallel: int = 1, timeout: float = 5.0
+) -> list[HttpReplayResult]:
     """Re-send a captured request *times* times, *parallel* at once, each on a new connection.
 
     The first ``parallel`` sends are released together (a barrier), which is what a race on the
@@ -94,8 +96,9 @@ def replay_http(request: HttpMessage | bytes, target: Endpoint, *, times: int = 
     return _run_bounded(one, times, parallel, timeout)
 
 
-def replay_udp(payloads: list[bytes], target: Endpoint, *, times: int = 1, parallel: int = 1,
-               reply_timeout: float = 1.0) -> list[UdpReplayResult]:
+def replay_udp(
+    payloads: list[bytes], target: Endpoint, *, times: int = 1, parallel: int = 1, reply_timeout: float = 1.0
+) -> list[UdpReplayResult]:
     """Re-send datagram payloads from fresh sockets and collect replies (each until *reply_timeout*
     of silence). One result per (repetition, datagram)."""
     jobs = [(rep, p) for rep in range(_bounded(times, MAX_TIMES, "times")) for p in payloads]
@@ -153,8 +156,9 @@ def _read_response(sock: socket.socket, deadline: float, method: str | None, tar
         if parsed is not None:
             return parsed[0]
         if eof:
-            raise ReplayError(f"{target[0]}:{target[1]} closed the connection after {len(buf)} bytes "
-                              f"without a complete HTTP response")
+            raise ReplayError(
+                f"{target[0]}:{target[1]} closed the connection after {len(buf)} bytes without a complete HTTP response"
+            )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ReplayError(f"no complete HTTP response from {target[0]}:{target[1]} in time")

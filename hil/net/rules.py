@@ -28,8 +28,8 @@ class Rule:
     phase: Phase
     action: Action
     method: str | None = None
-    path: str | None = None          # regex searched in the request target
-    status: int | None = None        # response phase only
+    path: str | None = None  # regex searched in the request target
+    status: int | None = None  # response phase only
     skip: int = 0
     limit: int | None = None
     delay_ms: int = 0
@@ -51,22 +51,22 @@ class Rule:
             re.compile(self.path)
 
     @classmethod
-    def drop(cls, phase: Phase = "request", **match: object) -> "Rule":
+    def drop(cls, phase: Phase = "request", **match: object) -> Rule:
         """Close the client connection instead of forwarding (request) or answering (response)."""
         return cls(phase, "drop", **match)  # type: ignore[arg-type]
 
     @classmethod
-    def delay(cls, ms: int, phase: Phase = "request", **match: object) -> "Rule":
+    def delay(cls, ms: int, phase: Phase = "request", **match: object) -> Rule:
         """Hold the message *ms* milliseconds before passing it on."""
         return cls(phase, "delay", delay_ms=ms, **match)  # type: ignore[arg-type]
 
     @classmethod
-    def corrupt(cls, offsets: tuple[int, ...] | list[int], phase: Phase = "response", **match: object) -> "Rule":
+    def corrupt(cls, offsets: tuple[int, ...] | list[int], phase: Phase = "response", **match: object) -> Rule:
         """Flip (XOR 0xFF) the body bytes at *offsets*; the length stays, so framing stays valid."""
         return cls(phase, "corrupt", offsets=tuple(offsets), **match)  # type: ignore[arg-type]
 
     @classmethod
-    def inject(cls, response: HttpMessage, phase: Phase = "request", **match: object) -> "Rule":
+    def inject(cls, response: HttpMessage, phase: Phase = "request", **match: object) -> Rule:
         """Answer with *response*: without asking the server (request) or replacing its answer (response)."""
         return cls(phase, "inject", response=response, **match)  # type: ignore[arg-type]
 
@@ -82,7 +82,9 @@ class Rule:
 
     def describe(self) -> str:
         """Short text for the proxy event log."""
-        what = {"delay": f"delay {self.delay_ms}ms", "corrupt": f"corrupt {list(self.offsets)}"}.get(self.action, self.action)
+        what = {"delay": f"delay {self.delay_ms}ms", "corrupt": f"corrupt {list(self.offsets)}"}.get(
+            self.action, self.action
+        )
         return f"{self.phase} {what} on {self.method or '*'} {self.path or '*'}"
 
 

@@ -13,8 +13,8 @@ import base64
 import binascii
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from hil.net.flows import Direction, Flow, FlowKey
 
@@ -27,17 +27,23 @@ class Hit:
     direction: Direction
     offset: int
     length: int
-    encoding: str = "raw"        # raw | hex | base64: how the needle appeared
+    encoding: str = "raw"  # raw | hex | base64: how the needle appeared
     datagram: int | None = None  # index of the UDP datagram within the flow
 
     def describe(self) -> str:
         """Location only (safe to log even when the needle is a secret)."""
-        where = f"datagram {self.datagram} offset {self.offset}" if self.datagram is not None else f"offset {self.offset}"
+        where = (
+            f"datagram {self.datagram} offset {self.offset}" if self.datagram is not None else f"offset {self.offset}"
+        )
         return f"{self.flow} [{self.direction}] {where} ({self.length} bytes, {self.encoding})"
 
 
-def search(flows: Iterable[Flow], needle: bytes | str, *, encodings: tuple[str, ...] = ("raw",),
-           ) -> list[Hit]:
+def search(
+    flows: Iterable[Flow],
+    needle: bytes | str,
+    *,
+    encodings: tuple[str, ...] = ("raw",),
+) -> list[Hit]:
     """Every occurrence of *needle* in the reassembled streams of *flows*.
 
     ``encodings`` also looks for the needle's lowercase/uppercase ``hex`` or ``base64`` forms, the
@@ -52,8 +58,9 @@ def search(flows: Iterable[Flow], needle: bytes | str, *, encodings: tuple[str, 
         for direction in ("c2s", "s2c"):
             for index, data in _units(flow, direction):
                 for encoding, form in forms:
-                    hits.extend(Hit(flow.key, direction, off, len(form), encoding, index)
-                                for off in _find_all(data, form))
+                    hits.extend(
+                        Hit(flow.key, direction, off, len(form), encoding, index) for off in _find_all(data, form)
+                    )
     return hits
 
 
@@ -80,8 +87,9 @@ def search_decoded(flows: Iterable[Flow], needle: bytes | str) -> list[Hit]:
                 for match in _BASE64_RUN.finditer(data):
                     encoding, plain = _decode_run(match.group())
                     if plain is not None and raw in plain:
-                        hits.append(Hit(flow.key, direction, match.start(), match.end() - match.start(),
-                                        encoding, index))
+                        hits.append(
+                            Hit(flow.key, direction, match.start(), match.end() - match.start(), encoding, index)
+                        )
     return hits
 
 

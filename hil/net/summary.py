@@ -6,9 +6,9 @@ for a report extra or a terminal. Payload contents never appear, only types and 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from hil.net.flows import Flow, flows_from_pcap
 from hil.net.http import HttpParseError
@@ -22,13 +22,13 @@ class FlowSummary:
     proto: str
     client: str
     server: str
-    kind: str                      # http | tls | dtls | tcp | udp
+    kind: str  # http | tls | dtls | tcp | udp
     packets: int
     bytes_c2s: int
     bytes_s2c: int
     duration_s: float
     records: dict[str, int] = field(default_factory=dict)  # TLS/DTLS record types, HTTP "GET /x -> 200"
-    notes: list[str] = field(default_factory=list)         # retransmits, gaps, RST, truncation
+    notes: list[str] = field(default_factory=list)  # retransmits, gaps, RST, truncation
 
     def as_dict(self) -> dict:
         """JSON-ready dict."""
@@ -39,9 +39,15 @@ def summarize_flow(flow: Flow) -> FlowSummary:
     """Classify *flow* (HTTP, TLS, DTLS, or plain TCP/UDP) and count what it carried."""
     key = flow.key
     summary = FlowSummary(
-        proto=flow.proto, client=f"{key.client[0]}:{key.client[1]}", server=f"{key.server[0]}:{key.server[1]}",
-        kind=flow.proto, packets=flow.packets, bytes_c2s=flow.bytes_sent("c2s"), bytes_s2c=flow.bytes_sent("s2c"),
-        duration_s=round(flow.last_time - flow.first_time, 6))
+        proto=flow.proto,
+        client=f"{key.client[0]}:{key.client[1]}",
+        server=f"{key.server[0]}:{key.server[1]}",
+        kind=flow.proto,
+        packets=flow.packets,
+        bytes_c2s=flow.bytes_sent("c2s"),
+        bytes_s2c=flow.bytes_sent("s2c"),
+        duration_s=round(flow.last_time - flow.first_time, 6),
+    )
     if flow.proto == "tcp":
         _tcp_notes(flow, summary)
         _classify_tcp(flow, summary)
@@ -66,8 +72,10 @@ def format_table(summaries: list[FlowSummary]) -> str:
         return "(no TCP/UDP flows captured)"
     lines = [f"{'proto':<5} {'kind':<5} {'client':<22} {'server':<22} {'pkts':>6} {'c->s':>9} {'s->c':>9} {'secs':>8}"]
     for s in summaries:
-        lines.append(f"{s.proto:<5} {s.kind:<5} {s.client:<22} {s.server:<22} {s.packets:>6} "
-                     f"{s.bytes_c2s:>9} {s.bytes_s2c:>9} {s.duration_s:>8.3f}")
+        lines.append(
+            f"{s.proto:<5} {s.kind:<5} {s.client:<22} {s.server:<22} {s.packets:>6} "
+            f"{s.bytes_c2s:>9} {s.bytes_s2c:>9} {s.duration_s:>8.3f}"
+        )
         if s.records:
             lines.append("      " + ", ".join(f"{name} x{n}" for name, n in s.records.items()))
         if s.notes:

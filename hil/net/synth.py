@@ -9,8 +9,8 @@ frames are built, so ``tshark`` and :mod:`hil.net.flows` see valid packets.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
@@ -57,19 +57,40 @@ class TcpConversation:
         """SYN, SYN-ACK, ACK."""
         now = self.clock()
         return [
-            _frame(self.client, self.server, TCP(sport=self.client[1], dport=self.server[1], flags="S",
-                                                 seq=self.client_isn, options=[("MSS", self.mss)]), now),
-            _frame(self.server, self.client, TCP(sport=self.server[1], dport=self.client[1], flags="SA",
-                                                 seq=self.server_isn, ack=self._next["c2s"],
-                                                 options=[("MSS", self.mss)]), now),
+            _frame(
+                self.client,
+                self.server,
+                TCP(
+                    sport=self.client[1],
+                    dport=self.server[1],
+                    flags="S",
+                    seq=self.client_isn,
+                    options=[("MSS", self.mss)],
+                ),
+                now,
+            ),
+            _frame(
+                self.server,
+                self.client,
+                TCP(
+                    sport=self.server[1],
+                    dport=self.client[1],
+                    flags="SA",
+                    seq=self.server_isn,
+                    ack=self._next["c2s"],
+                    options=[("MSS", self.mss)],
+                ),
+                now,
+            ),
             self._segment("c2s", "A", b"", now),
         ]
 
     def data(self, direction: str, payload: bytes) -> list[Packet]:
         """*payload* from one side (``c2s``/``s2c``) as PSH-ACK segments of at most ``mss`` bytes."""
         now = self.clock()
-        return [self._segment(direction, "PA", payload[i:i + self.mss], now)
-                for i in range(0, len(payload), self.mss)]
+        return [
+            self._segment(direction, "PA", payload[i : i + self.mss], now) for i in range(0, len(payload), self.mss)
+        ]
 
     def close(self, direction: str) -> list[Packet]:
         """FIN-ACK from one side (the other side's FIN comes from its own ``close``)."""

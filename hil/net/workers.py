@@ -10,7 +10,7 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 def open_listener(listen: tuple[str, int], *, udp: bool = False, backlog: int = 64) -> socket.socket:

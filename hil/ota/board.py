@@ -18,17 +18,35 @@ from hil.ota.sweep import CutPoint
 from hil.ota.update_server import UpdateServer
 from hil.report.evidence import Evidence
 
-STEP_TIMEOUT = 10.0        # one phase (check, boot, self-test) on a loaded CI runner
-DOWNLOAD_TIMEOUT = 30.0    # 1 MiB in 2 KiB chunks, one connection each
+STEP_TIMEOUT = 10.0  # one phase (check, boot, self-test) on a loaded CI runner
+DOWNLOAD_TIMEOUT = 30.0  # 1 MiB in 2 KiB chunks, one connection each
 # ESP-IDF log lines carry the device's millisecond clock: "I (1234) tag: msg"
 _DEVICE_MS = re.compile(r"^[EWIDV] \((\d+)\) ")
 TIMELINE_EVENTS = (
-    "ota.checking", "ota.available", "ota.downgrade_refused", "ota.progress", "ota.chunk_failed", "ota.retry",
-    "ota.download_failed", "ota.failed", "ota.verified", "ota.unverified", "ota.rebooting", "rom.reset",
-    "boot.swap", "boot.refused", "boot.verified", "boot.validated", "boot.version", "ota.selftest_passed",
-    "ota.selftest_failed", "ota.confirmed", "ota.unconfirmed", "ota.reverted", "ota.status_failed",
+    "ota.checking",
+    "ota.available",
+    "ota.downgrade_refused",
+    "ota.progress",
+    "ota.chunk_failed",
+    "ota.retry",
+    "ota.download_failed",
+    "ota.failed",
+    "ota.verified",
+    "ota.unverified",
+    "ota.rebooting",
+    "rom.reset",
+    "boot.swap",
+    "boot.refused",
+    "boot.verified",
+    "boot.validated",
+    "boot.version",
+    "ota.selftest_passed",
+    "ota.selftest_failed",
+    "ota.confirmed",
+    "ota.unconfirmed",
+    "ota.reverted",
+    "ota.status_failed",
 )
-
 
 
 @dataclass(frozen=True)
@@ -91,8 +109,9 @@ class OtaBoard:
         c.expect_event("boot.verified", STEP_TIMEOUT, unless=["boot.validated", "boot.no_image"])
         c.expect_event("boot.validated", STEP_TIMEOUT, slot="0")
         match = c.expect_event("boot.version", STEP_TIMEOUT)
-        assert match["version"] == version, \
+        assert match["version"] == version, (
             f"board {self.board.name} booted firmware {match['version']}, expected {version}"
+        )
 
     def expect_confirmed(self, version: str) -> None:
         """The new image passed its self-test and then confirmed itself."""
@@ -127,8 +146,9 @@ class OtaBoard:
         lines = "\n".join(self.server.status_lines(self.device.device_id))
         assert reports, f"the server received no OTA status report from {self.device.device_id}"
         last = reports[-1]
-        assert (last["status"], last["error_code"]) == (status, code), \
+        assert (last["status"], last["error_code"]) == (status, code), (
             f"last status report is {last['status']} {last['error_code']}, expected {status} {code}:\n{lines}"
+        )
 
     def running_version(self) -> str:
         """The version the app reports on the ``status`` console command."""
@@ -140,12 +160,14 @@ class OtaBoard:
         """The secondary slot holds nothing (flash MD5 equals an erased slot's, read over the ROM
         loader), and the board then boots ``version`` again."""
         layout = layout_for(self.firmware.chip)
-        report = self.board.flash([FlashRegion(layout.secondary_slot, b"\xff" * layout.slot_size,
-                                               "secondary slot (must be erased)")])
+        report = self.board.flash(
+            [FlashRegion(layout.secondary_slot, b"\xff" * layout.slot_size, "secondary slot (must be erased)")]
+        )
         (region,) = report.regions
-        assert region.action == "skipped", \
-            f"board {self.board.name}: the secondary slot at {layout.secondary_slot:#x} still holds " \
+        assert region.action == "skipped", (
+            f"board {self.board.name}: the secondary slot at {layout.secondary_slot:#x} still holds "
             f"{region.bytes_written} bytes of a failed update (it must be erased on failure)"
+        )
         self.expect_boot(version)
 
     def cut_update(self, point: CutPoint, image: str = "app-v2") -> str:
@@ -173,18 +195,20 @@ class OtaBoard:
                 match = regex.search(line.text)
                 if match:
                     ms = _DEVICE_MS.match(line.text)
-                    out.append(TimelineEntry(name, int(ms[1]) if ms else None, line.wall, line.text,
-                                             match.groupdict()))
+                    out.append(TimelineEntry(name, int(ms[1]) if ms else None, line.wall, line.text, match.groupdict()))
                     break
         return out
 
     def attach_evidence(self) -> None:
         """Timeline, console excerpt and status reports of this test into the report."""
         entries = self.timeline()
-        rows = [f"{e.host_s - self._t0:8.3f} s  {'-' if e.device_ms is None else e.device_ms:>8} ms  "
-                f"{e.event:<22} {e.text}" for e in entries]
+        rows = [
+            f"{e.host_s - self._t0:8.3f} s  {'-' if e.device_ms is None else e.device_ms:>8} ms  {e.event:<22} {e.text}"
+            for e in entries
+        ]
         self.evidence.attach_text("OTA timeline (host s since start, device ms, event, line)", "\n".join(rows))
         excerpt = [line.text for line in self.console.lines(self.start)]
         self.evidence.attach_text("console excerpt (OTA)", "\n".join(excerpt), tail_lines=60)
-        self.evidence.attach_text("OTA status reports", "\n".join(self.server.status_lines(self.device.device_id))
-                                  or "(none)")
+        self.evidence.attach_text(
+            "OTA status reports", "\n".join(self.server.status_lines(self.device.device_id)) or "(none)"
+        )

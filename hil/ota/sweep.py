@@ -43,13 +43,18 @@ def swap_steps(old_size: int, new_size: int, slot_size: int) -> list[dict[str, A
     """The checkpoints of a scratch swap of images of these sizes, in the order the swap runs."""
     size = min(max(old_size, new_size), slot_size - TRAILER_SIZE)
     size = -(-size // SECTOR_SIZE) * SECTOR_SIZE
-    steps = [{"chunk": c, "step": s, "phase": p} for c in reversed(range(-(-size // SWAP_CHUNK)))
-             for s in range(SWAP_STEPS) for p in ("erased", "copied")]
+    steps = [
+        {"chunk": c, "step": s, "phase": p}
+        for c in reversed(range(-(-size // SWAP_CHUNK)))
+        for s in range(SWAP_STEPS)
+        for p in ("erased", "copied")
+    ]
     return [*steps, {"chunk": SWAP_TRAILER_CHUNK, "step": 0, "phase": "trailer"}]
 
 
-def sweep_points(index: Index, mode: str, samples: int, image: str = "app-v2",
-                 running: str = "app-v1") -> list[CutPoint]:
+def sweep_points(
+    index: Index, mode: str, samples: int, image: str = "app-v2", running: str = "app-v1"
+) -> list[CutPoint]:
     """Every point of an update of ``running`` to ``image`` where power can be cut: after each chunk,
     the verification, each NVS write of the attempt record, the swap request, each swap step, the
     self-test and the confirmation (``mode="all"``). ``mode="sample"`` keeps ``samples`` of the
@@ -59,13 +64,15 @@ def sweep_points(index: Index, mode: str, samples: int, image: str = "app-v2",
     chunks = range(total) if full else spread(total, -(-samples // 2))
     points = [CutPoint(f"cut-after-chunk-{n}", "ota.chunk_written", {"chunk": n}, "old") for n in chunks]
     points.append(CutPoint("cut-at-ota-verified", "ota.verified", {}, "old"))
-    points += [CutPoint(f"cut-at-nvs-write-{key}", "nvs.write", {"key": key}, "old")
-               for key in (("ota_from", "ota_to") if full else ("ota_to",))]
+    points += [
+        CutPoint(f"cut-at-nvs-write-{key}", "nvs.write", {"key": key}, "old")
+        for key in (("ota_from", "ota_to") if full else ("ota_to",))
+    ]
     points.append(CutPoint("cut-at-boot-pending", "boot.pending", {}, "new"))
     steps = swap_steps(index.get(running).size, index.get(image).size, layout_for(index.chip).slot_size)
     picked = range(len(steps)) if full else spread(len(steps), max(samples // 2, 1))
     points += [CutPoint(f"cut-at-swap-step-{i}", "swap.sector", steps[i], "new") for i in picked]
-    return points + [CutPoint("cut-at-selftest-passed", "ota.selftest_passed", {}, "old"),
-                     CutPoint("cut-at-boot-confirmed", "boot.confirmed", {}, "new", confirm_after=False)]
-
-
+    return points + [
+        CutPoint("cut-at-selftest-passed", "ota.selftest_passed", {}, "old"),
+        CutPoint("cut-at-boot-confirmed", "boot.confirmed", {}, "new", confirm_after=False),
+    ]

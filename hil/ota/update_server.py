@@ -39,8 +39,10 @@ class UpdateServer:
     def status_lines(self, device_id: str) -> list[str]:
         """One readable line per status report (for evidence and assertion messages)."""
         keys = ("progress_percent", "error_code", "old_version", "rolled_back_to", "error_message")
-        return [f"{s['status']} {s['firmware_version']}" + "".join(f" {k}={s[k]}" for k in keys if s.get(k) is not None)
-                for s in self.statuses(device_id)]
+        return [
+            f"{s['status']} {s['firmware_version']}" + "".join(f" {k}={s[k]}" for k in keys if s.get(k) is not None)
+            for s in self.statuses(device_id)
+        ]
 
 
 @dataclass
@@ -57,6 +59,7 @@ class UpdateServerFactory:
         its ``wrong_signing_key`` fault signs with the lab's attacker key."""
         self._count += 1
         fw_dir = firmware_dir_with(self.firmware, images, self.workdir / f"firmware-{self._count}")
-        server = self.servers.start(firmware_dir=fw_dir, attacker_key=self.firmware.path("attacker-key"),
-                                    **server_options)
+        server = self.servers.start(
+            firmware_dir=fw_dir, attacker_key=self.firmware.path("attacker-key"), **server_options
+        )
         return UpdateServer(server, {image: str(self.firmware.get(image).version) for image in images})

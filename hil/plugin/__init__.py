@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import pytest
 
+from hil.options import register_options
 from hil.plugin import defect_proof
 from hil.plugin.markers import MARKERS, check_firmware, check_needs
-from hil.options import register_options
 from hil.settings import ALL_OPTIONS, SETTINGS_KEY, HilSettings, settings
 
 # Fixture modules, registered with this plugin (pytest imports them when it registers hil.plugin).
 pytest_plugins = [
-    "hil.fixtures.firmware", "hil.fixtures.boards", "hil.fixtures.servers", "hil.fixtures.captures",
-    "hil.fixtures.provisioning", "hil.fixtures.attacker", "hil.fixtures.ota",
+    "hil.fixtures.firmware",
+    "hil.fixtures.boards",
+    "hil.fixtures.servers",
+    "hil.fixtures.captures",
+    "hil.fixtures.provisioning",
+    "hil.fixtures.attacker",
+    "hil.fixtures.ota",
 ]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     register_options(parser, ALL_OPTIONS + defect_proof.OPTIONS)
@@ -32,8 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from hil.server.defects import CATALOGUE as SERVER_DEFECTS  # imported late: `hil --help` stays cheap
     from hil.board.virtual import DEFECTS as BOARD_DEFECTS
+    from hil.server.defects import CATALOGUE as SERVER_DEFECTS  # imported late: `hil --help` stays cheap
 
     check_needs(items)
     check_firmware(items)

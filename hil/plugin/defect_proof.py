@@ -14,8 +14,13 @@ import pytest
 from hil.options import OptionSpec, read_option
 
 OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("defect-proof", "with one --hil-sim-defect or --hil-server-defect: run only the scenarios marked "
-               "fails_with(that defect) and require each to fail", default=False, action="store_true"),
+    OptionSpec(
+        "defect-proof",
+        "with one --hil-sim-defect or --hil-server-defect: run only the scenarios marked "
+        "fails_with(that defect) and require each to fail",
+        default=False,
+        action="store_true",
+    ),
 )
 
 
@@ -29,8 +34,10 @@ def check_declared(items: list[pytest.Item], known: set[str]) -> None:
     for item in items:
         unknown = sorted(declared_defects(item) - known)
         if unknown:
-            raise pytest.UsageError(f"{item.nodeid}: fails_with names unknown defects {unknown}; see "
-                                    "`hil sim --list-defects` and `hil server --list-defects`")
+            raise pytest.UsageError(
+                f"{item.nodeid}: fails_with names unknown defects {unknown}; see "
+                "`hil sim --list-defects` and `hil server --list-defects`"
+            )
 
 
 def select_for_proof(config: pytest.Config, items: list[pytest.Item], defects: tuple[str, ...]) -> None:
@@ -38,17 +45,23 @@ def select_for_proof(config: pytest.Config, items: list[pytest.Item], defects: t
     if not read_option(config, OPTIONS[0]):
         return
     if len(defects) != 1:
-        raise pytest.UsageError("--hil-defect-proof needs exactly one defect: one --hil-sim-defect NAME "
-                                "or one --hil-server-defect NAME")
+        raise pytest.UsageError(
+            "--hil-defect-proof needs exactly one defect: one --hil-sim-defect NAME or one --hil-server-defect NAME"
+        )
     (defect,) = defects
     keep = [item for item in items if defect in declared_defects(item)]
     dropped = [item for item in items if defect not in declared_defects(item)]
     if not keep:
-        raise pytest.UsageError(f"no collected scenario is marked fails_with({defect!r}): nothing "
-                                "would prove the defect is detected")
+        raise pytest.UsageError(
+            f"no collected scenario is marked fails_with({defect!r}): nothing would prove the defect is detected"
+        )
     for item in keep:
-        item.add_marker(pytest.mark.xfail(
-            strict=True, raises=AssertionError,
-            reason=f"must detect defect {defect} (a pass here means the scenario missed it)"))
+        item.add_marker(
+            pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason=f"must detect defect {defect} (a pass here means the scenario missed it)",
+            )
+        )
     config.hook.pytest_deselected(items=dropped)
     items[:] = keep

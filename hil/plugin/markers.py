@@ -13,8 +13,7 @@ MARKERS: tuple[str, ...] = (
     "firmware(name): flash this artifact of firmware_builds/index.json instead of app-v1",
     "fails_with(*defects): the virtual-board or reference-server defects this scenario must detect "
     "(`hil sim --list-defects`, `hil server --list-defects`; proven by --hil-defect-proof runs)",
-    "needs(*capabilities): skip unless the board declares these capabilities "
-    f"({', '.join(sorted(CAPABILITIES))})",
+    f"needs(*capabilities): skip unless the board declares these capabilities ({', '.join(sorted(CAPABILITIES))})",
 )
 
 
@@ -26,7 +25,8 @@ def check_needs(items: Iterable[pytest.Item]) -> None:
             if unknown or not mark.args:
                 raise pytest.UsageError(
                     f"{item.nodeid}: needs({', '.join(map(repr, mark.args))}) names unknown capabilities "
-                    f"{unknown}; known: {', '.join(sorted(CAPABILITIES))} (hil.board.spec.CAPABILITIES)")
+                    f"{unknown}; known: {', '.join(sorted(CAPABILITIES))} (hil.board.spec.CAPABILITIES)"
+                )
 
 
 def check_firmware(items: Iterable[pytest.Item]) -> None:
@@ -34,5 +34,7 @@ def check_firmware(items: Iterable[pytest.Item]) -> None:
     for item in items:
         mark = item.get_closest_marker("firmware")
         if mark is not None and (len(mark.args) != 1 or not isinstance(mark.args[0], str)):
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.firmware takes one artifact name of "
-                                    "firmware_builds/index.json, e.g. firmware('app-v2')")
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.firmware takes one artifact name of "
+                "firmware_builds/index.json, e.g. firmware('app-v2')"
+            )

@@ -14,7 +14,9 @@ def load_json(data: bytes | str, *, what: str) -> Any:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
         return json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"{what} is not valid UTF-8 JSON ({type(exc).__name__})") from None
+        raise ProtocolError(
+            ErrorCode.INVALID_PAYLOAD, f"{what} is not valid UTF-8 JSON ({type(exc).__name__})"
+        ) from None
 
 
 def load_json_object(data: bytes | str, *, what: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
 

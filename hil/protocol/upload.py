@@ -20,9 +20,10 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -31,14 +32,14 @@ from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
 from hil.protocol.readings import Readings, decode_readings, encode_readings, valid_device_id
 
-MAX_BODY_BYTES = 16 * 1024          # request body limit (413 above it)
-MAX_PLAINTEXT_BYTES = 64 * 1024     # inflate limit: a 16 KiB zlib bomb must not become megabytes
-NONCE_MAX = 2**32 - 1               # the device keeps the nonce as a u32 in NVS
+MAX_BODY_BYTES = 16 * 1024  # request body limit (413 above it)
+MAX_PLAINTEXT_BYTES = 64 * 1024  # inflate limit: a 16 KiB zlib bomb must not become megabytes
+NONCE_MAX = 2**32 - 1  # the device keeps the nonce as a u32 in NVS
 HMAC_KEY_BYTES = 32
 AES_KEY_BYTES = 16
 IV_BYTES = 16
 COMPRESSION_TYPE = "zlib"
-ZLIB_LEVEL = 6                      # zlib's default; pinned so the known-answer vectors stay stable
+ZLIB_LEVEL = 6  # zlib's default; pinned so the known-answer vectors stay stable
 _MAC_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -57,8 +58,13 @@ class UploadPacket:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in the firmware's order; ``None`` fields are left out."""
-        doc: dict[str, Any] = {"device_id": self.device_id, "nonce": self.nonce, "payload": self.payload,
-                               "mac": self.mac, "compressed": self.compressed}
+        doc: dict[str, Any] = {
+            "device_id": self.device_id,
+            "nonce": self.nonce,
+            "payload": self.payload,
+            "mac": self.mac,
+            "compressed": self.compressed,
+        }
         if self.compression_type is not None:
             doc["compression_type"] = self.compression_type
         doc["encrypted"] = self.encrypted
@@ -104,8 +110,15 @@ def seal_payload(body: bytes, *, aes_key: bytes | None = None, iv: bytes | None 
     return base64.b64encode(iv + encryptor.update(padded) + encryptor.finalize()).decode("ascii")
 
 
-def build_packet(readings: Readings, *, nonce: int, hmac_key: bytes, aes_key: bytes | None = None,
-                 iv: bytes | None = None, timestamp: str | None = None) -> UploadPacket:
+def build_packet(
+    readings: Readings,
+    *,
+    nonce: int,
+    hmac_key: bytes,
+    aes_key: bytes | None = None,
+    iv: bytes | None = None,
+    timestamp: str | None = None,
+) -> UploadPacket:
     """Build a packet the way the device does; encrypted iff *aes_key* is given.
 
     *timestamp* defaults to the readings' unix time in ISO-8601 UTC, so equal inputs give equal packets.
@@ -116,9 +129,14 @@ def build_packet(readings: Readings, *, nonce: int, hmac_key: bytes, aes_key: by
     payload = seal_payload(compress(encode_readings(readings)), aes_key=aes_key, iv=iv)
     if timestamp is None:
         timestamp = datetime.fromtimestamp(readings.timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return UploadPacket(device_id=readings.device_id, nonce=nonce, payload=payload,
-                        mac=compute_mac(hmac_key, nonce, payload), encrypted=aes_key is not None,
-                        timestamp=timestamp)
+    return UploadPacket(
+        device_id=readings.device_id,
+        nonce=nonce,
+        payload=payload,
+        mac=compute_mac(hmac_key, nonce, payload),
+        encrypted=aes_key is not None,
+        timestamp=timestamp,
+    )
 
 
 def parse_packet(data: bytes | str | Mapping[str, Any]) -> UploadPacket:
@@ -179,8 +197,10 @@ def check_readings_owner(packet: UploadPacket, readings: Readings) -> None:
 def _decrypt(aes_key: bytes, raw: bytes) -> bytes:
     _check_len("aes_key", aes_key, AES_KEY_BYTES)
     if len(raw) < 2 * IV_BYTES or len(raw) % 16:
-        raise ProtocolError(ErrorCode.DECOMPRESSION_FAILED,
-                            f"encrypted payload is {len(raw)} bytes; expected IV + a whole number of AES blocks")
+        raise ProtocolError(
+            ErrorCode.DECOMPRESSION_FAILED,
+            f"encrypted payload is {len(raw)} bytes; expected IV + a whole number of AES blocks",
+        )
     decryptor = Cipher(algorithms.AES(aes_key), modes.CBC(raw[:IV_BYTES])).decryptor()
     padded = decryptor.update(raw[IV_BYTES:]) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()

@@ -13,6 +13,14 @@ from hil.report.limits import AtLeast, AtMost, Between, Equals, Limit
 from hil.report.measurements import Measurement
 
 __all__ = [
-    "AtLeast", "AtMost", "Between", "Environment", "Equals", "Evidence", "Limit", "Measurement",
-    "SecretRefusedError", "fingerprint_of",
+    "AtLeast",
+    "AtMost",
+    "Between",
+    "Environment",
+    "Equals",
+    "Evidence",
+    "Limit",
+    "Measurement",
+    "SecretRefusedError",
+    "fingerprint_of",
 ]

@@ -12,12 +12,11 @@ import hashlib
 import html
 import platform
 from importlib import metadata
-from typing import Any, Optional
+from typing import Any
 
 from hil.report.secrets import Secret, SecretRegistry
 
-DEFAULT_TOOLS: tuple[str, ...] = ("esptool", "imgtool", "pyserial", "scapy", "pytest",
-                                  "pytest-html", "pytest-xdist")
+DEFAULT_TOOLS: tuple[str, ...] = ("esptool", "imgtool", "pyserial", "scapy", "pytest", "pytest-html", "pytest-xdist")
 SECTIONS: dict[str, str] = {  # stored section -> environment table heading
     "boards": "hil boards",
     "firmware": "hil firmware",
@@ -45,7 +44,7 @@ def _distribution_version(name: str) -> str:
 class Environment:
     """Collector of environment facts; one per run, filled by fixtures, merged across workers."""
 
-    def __init__(self, secrets: Optional[SecretRegistry] = None) -> None:
+    def __init__(self, secrets: SecretRegistry | None = None) -> None:
         self.secrets = secrets if secrets is not None else SecretRegistry()
         self._sections: dict[str, dict[str, dict[str, str]]] = {s: {} for s in SECTIONS}
 
@@ -58,8 +57,7 @@ class Environment:
         for field, value in values.items():
             reason = self.secrets.refusal(value)
             if reason:
-                raise SecretRefusedError(
-                    f"environment refuses {section} record {name!r} field {field!r}: {reason}")
+                raise SecretRefusedError(f"environment refuses {section} record {name!r} field {field!r}: {reason}")
         self._sections[section][str(name)] = {k: v for k, v in values.items() if k != "name"}
 
     def record_board(self, name: str, chip: str, mac: str, port: str) -> None:
@@ -86,8 +84,7 @@ class Environment:
 
     def to_dict(self) -> dict[str, dict[str, dict[str, str]]]:
         """Plain data (environment.json, xdist transfer)."""
-        return {section: {k: dict(v) for k, v in rows.items()}
-                for section, rows in self._sections.items()}
+        return {section: {k: dict(v) for k, v in rows.items()} for section, rows in self._sections.items()}
 
     def merge(self, data: dict[str, dict[str, dict[str, str]]]) -> None:
         """Add records another process made (each passes the guard again)."""
@@ -104,8 +101,9 @@ class Environment:
         for section, heading in SECTIONS.items():
             rows = self._sections[section]
             if rows:
-                table[heading] = {html.escape(name): html.escape(_one_line(fields))
-                                  for name, fields in sorted(rows.items())}
+                table[heading] = {
+                    html.escape(name): html.escape(_one_line(fields)) for name, fields in sorted(rows.items())
+                }
         return table
 
 

@@ -11,10 +11,11 @@ import base64
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from pytest_html import extras
 
@@ -45,8 +46,7 @@ class _TextAttachment:
 class Evidence:
     """The evidence one test leaves in the report. Create with the test's nodeid and folders."""
 
-    def __init__(self, nodeid: str, evidence_dir: Path, report_dir: Path,
-                 secrets: SecretRegistry) -> None:
+    def __init__(self, nodeid: str, evidence_dir: Path, report_dir: Path, secrets: SecretRegistry) -> None:
         self.nodeid = nodeid
         self._dir = evidence_dir / safe_name(nodeid)
         self._report_dir = report_dir
@@ -60,8 +60,7 @@ class Evidence:
         self._checked = 0
 
     # -- recording ---------------------------------------------------------------------------
-    def measure(self, name: str, value: Any, unit: str = "", limit: Optional[Limit] = None
-                ) -> Measurement:
+    def measure(self, name: str, value: Any, unit: str = "", limit: Limit | None = None) -> Measurement:
         """Record a measurement. Outside its limit it fails the test when the test body returns
         (or the teardown, if recorded there), listing every failing measurement."""
         measurement = Measurement(name, value, unit, limit)
@@ -72,7 +71,7 @@ class Evidence:
         """A line of prose for the reviewer (redacted of registered secrets)."""
         self.notes.append(self._secrets.redact(str(text)))
 
-    def attach_text(self, name: str, text: str, tail_lines: Optional[int] = None) -> Path:
+    def attach_text(self, name: str, text: str, tail_lines: int | None = None) -> Path:
         """Keep ``text`` as a file next to the report; embed its last ``tail_lines`` lines (all
         lines when None). Returns the file's path."""
         clean = self._secrets.redact(text)
@@ -80,23 +79,25 @@ class Evidence:
         path.write_text(clean, encoding="utf-8")
         lines = clean.splitlines()
         count = len(lines) if tail_lines is None else min(tail_lines, len(lines))
-        self._texts.append(_TextAttachment(name, path, "\n".join(lines[-count:] if count else []),
-                                           count))
+        self._texts.append(_TextAttachment(name, path, "\n".join(lines[-count:] if count else []), count))
         return path
 
     def attach_file(self, name: str, path: os.PathLike[str] | str) -> None:
         """Link an existing file (a pcap, a log, an image) from the report, relative to it."""
         file = Path(path)
         if not file.exists():
-            raise FileNotFoundError(f"evidence for {self.nodeid}: attachment {name!r} "
-                                    f"points at {file}, which does not exist")
+            raise FileNotFoundError(
+                f"evidence for {self.nodeid}: attachment {name!r} points at {file}, which does not exist"
+            )
         self._files.append((name, file.resolve()))
 
     def attach_png(self, name: str, data: bytes) -> None:
         """Embed a PNG image (base64, in the self-contained report)."""
         if not bytes(data).startswith(_PNG_SIGNATURE):
-            raise ValueError(f"evidence for {self.nodeid}: {name!r} is not a PNG "
-                             "(missing the PNG signature); render plots with format='png'")
+            raise ValueError(
+                f"evidence for {self.nodeid}: {name!r} is not a PNG "
+                "(missing the PNG signature); render plots with format='png'"
+            )
         self._pngs.append((name, base64.b64encode(bytes(data)).decode("ascii")))
 
     def add_log(self, name: str, path: os.PathLike[str] | str) -> None:
@@ -112,7 +113,7 @@ class Evidence:
     # -- verdicts ----------------------------------------------------------------------------
     def take_failures(self) -> list[Measurement]:
         """Failing measurements recorded since the last call (each is reported once)."""
-        fresh = self.measurements[self._checked:]
+        fresh = self.measurements[self._checked :]
         self._checked = len(self.measurements)
         return [m for m in fresh if m.passed is False]
 
@@ -141,8 +142,7 @@ class Evidence:
         if self.notes:
             out.append(extras.html(html.notes_block(self.notes)))
         for text in self._texts:
-            out.append(extras.html(html.tail_block(text.name, text.tail, self._href(text.path),
-                                                   text.lines)))
+            out.append(extras.html(html.tail_block(text.name, text.tail, self._href(text.path), text.lines)))
         links = list(self._files)
         if failed:
             out += [self._log_tail(name, path) for name, path in self._logs.items()]
@@ -161,7 +161,10 @@ class Evidence:
 
     def junit_properties(self) -> list[tuple[str, str]]:
         """Readable measurement rows for JUnit ``<property>`` elements."""
-        return [(f"measurement:{m.name}",
-                 f"{m.value} {m.unit}".strip() + (f" (limit {m.limit_text}) {m.verdict}"
-                                                  if m.limit else ""))
-                for m in self.measurements]
+        return [
+            (
+                f"measurement:{m.name}",
+                f"{m.value} {m.unit}".strip() + (f" (limit {m.limit_text}) {m.verdict}" if m.limit else ""),
+            )
+            for m in self.measurements
+        ]

@@ -6,8 +6,9 @@ handed is escaped for us, so nothing leaves this module unescaped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
-from typing import Any, Iterable, Optional
+from typing import Any
 from urllib.parse import quote
 
 from hil.report.stride import CATEGORIES, COLUMNS, StrideMatrix
@@ -46,8 +47,9 @@ def test_link(nodeid: str) -> str:
     return link("#" + test_id_cell(nodeid), nodeid)
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], css: str = "",
-           row_classes: Optional[list[str]] = None) -> str:
+def _table(
+    headers: Iterable[str], rows: Iterable[Iterable[str]], css: str = "", row_classes: list[str] | None = None
+) -> str:
     """A table from already-escaped cells."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
@@ -64,15 +66,20 @@ def _verdict(verdict: str) -> str:
 
 
 def _measurement_cells(row: dict[str, Any]) -> list[str]:
-    return [escape(str(row["name"])), escape(str(row["value"])), escape(row["unit"] or ""),
-            escape(row["limit"] or ""), _verdict(row["verdict"])]
+    return [
+        escape(str(row["name"])),
+        escape(str(row["value"])),
+        escape(row["unit"] or ""),
+        escape(row["limit"] or ""),
+        _verdict(row["verdict"]),
+    ]
 
 
 def measurements_table(rows: list[dict[str, Any]]) -> str:
     """Per-test table: name, value, unit, limit, PASS/FAIL."""
-    return ("<h4>Measurements</h4>" +
-            _table(("Measurement", "Value", "Unit", "Limit", "Result"),
-                   (_measurement_cells(r) for r in rows), "hil-measurements"))
+    return "<h4>Measurements</h4>" + _table(
+        ("Measurement", "Value", "Unit", "Limit", "Result"), (_measurement_cells(r) for r in rows), "hil-measurements"
+    )
 
 
 def run_measurements_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
@@ -80,9 +87,9 @@ def run_measurements_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     if not rows:
         return "<h3>Measurements</h3><p>No measurements were recorded.</p>"
     cells = ([test_link(nodeid)] + _measurement_cells(r) for nodeid, r in rows)
-    return ("<h3>Measurements</h3>" +
-            _table(("Test", "Measurement", "Value", "Unit", "Limit", "Result"), cells,
-                   "hil-run-measurements"))
+    return "<h3>Measurements</h3>" + _table(
+        ("Test", "Measurement", "Value", "Unit", "Limit", "Result"), cells, "hil-run-measurements"
+    )
 
 
 def notes_block(notes: list[str]) -> str:
@@ -91,25 +98,35 @@ def notes_block(notes: list[str]) -> str:
     return f"<h4>Notes</h4><ul>{items}</ul>"
 
 
-def tail_block(title: str, tail: str, href: Optional[str], lines: int) -> str:
+def tail_block(title: str, tail: str, href: str | None, lines: int) -> str:
     """A text tail with a heading and a link to the full file."""
     full = f" ({link(href, 'full file')})" if href else ""
-    return (f"<h4>{escape(title)} — last {lines} lines{full}</h4>"
-            f'<pre class="hil-tail">{escape(tail)}</pre>')
+    return f'<h4>{escape(title)} — last {lines} lines{full}</h4><pre class="hil-tail">{escape(tail)}</pre>'
 
 
 def stride_matrix(matrix: StrideMatrix) -> str:
     """The STRIDE coverage matrix: one row per category, outcome counts, linked test names."""
     rows, classes = [], []
     for letter, row in matrix.rows.items():
-        tests = "<br>".join(f"{test_link(t['nodeid'])} ({escape(t['outcome'])})"
-                            + (f" — {escape(t['threat'])}" if t["threat"] else "")
-                            for t in row.tests) or "<em>no test</em>"
-        rows.append([escape(f"{letter} — {CATEGORIES[letter]}")]
-                    + [str(row.counts[c]) for c in COLUMNS] + [tests])
+        tests = (
+            "<br>".join(
+                f"{test_link(t['nodeid'])} ({escape(t['outcome'])})"
+                + (f" — {escape(t['threat'])}" if t["threat"] else "")
+                for t in row.tests
+            )
+            or "<em>no test</em>"
+        )
+        rows.append([escape(f"{letter} — {CATEGORIES[letter]}")] + [str(row.counts[c]) for c in COLUMNS] + [tests])
         classes.append("" if row.covered else "hil-uncovered")
     uncovered = ", ".join(CATEGORIES[c] for c in matrix.uncovered)
-    note = (f'<p class="hil-fail">Uncovered STRIDE categories: {escape(uncovered)}</p>'
-            if uncovered else "<p>All STRIDE categories are covered by at least one test.</p>")
-    return (_STYLE + "<h3>STRIDE coverage</h3>" + note +
-            _table(("Category",) + COLUMNS + ("Tests",), rows, "hil-stride", classes))
+    note = (
+        f'<p class="hil-fail">Uncovered STRIDE categories: {escape(uncovered)}</p>'
+        if uncovered
+        else "<p>All STRIDE categories are covered by at least one test.</p>"
+    )
+    return (
+        _STYLE
+        + "<h3>STRIDE coverage</h3>"
+        + note
+        + _table(("Category",) + COLUMNS + ("Tests",), rows, "hil-stride", classes)
+    )

@@ -51,8 +51,10 @@ class Limit(ABC):
     def describe(self, unit: str = "") -> str:
         """Render with ``unit`` (the measurement's) unless the limit names its own."""
         if self.unit and unit and self.unit != unit:
-            raise ValueError(f"limit {self._text(self.unit)!r} is in {self.unit!r} "
-                             f"but the measurement is in {unit!r}: use the same unit")
+            raise ValueError(
+                f"limit {self._text(self.unit)!r} is in {self.unit!r} "
+                f"but the measurement is in {unit!r}: use the same unit"
+            )
         return self._text(self.unit or unit)
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ teardown instead). Rows travel to the xdist controller as plain dicts (``to_dict
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from hil.report.limits import Limit
 
@@ -32,7 +32,7 @@ class Measurement:
     name: str
     value: Any
     unit: str = ""
-    limit: Optional[Limit] = None
+    limit: Limit | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -41,7 +41,7 @@ class Measurement:
             self.limit.describe(self.unit)  # refuses a limit in another unit, now, not at render
 
     @property
-    def passed(self) -> Optional[bool]:
+    def passed(self) -> bool | None:
         """True/False against the limit; None when there is no limit to judge by."""
         return None if self.limit is None else self.limit.check(self.value)
 

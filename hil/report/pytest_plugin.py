@@ -13,7 +13,8 @@ junitxml write theirs at session finish, and scrubs all of them for registered s
 
 from __future__ import annotations
 
-from typing import Any, Generator, Iterator, Optional
+from collections.abc import Generator, Iterator
+from typing import Any, Optional
 
 import pytest
 
@@ -57,8 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Marker, report defaults (before pytest-html/junitxml read them), run state."""
     config.addinivalue_line(
-        "markers", "stride(*categories, threat=None): STRIDE categories (S T R I D E or full "
-                   "names) this test covers, tallied into the report's coverage matrix")
+        "markers",
+        "stride(*categories, threat=None): STRIDE categories (S T R I D E or full "
+        "names) this test covers, tallied into the report's coverage matrix",
+    )
     report = RunReport(apply_report_defaults(config))
     report.environment.record_default_tools()
     config.stash[RUN_KEY] = report
@@ -96,8 +99,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
 def evidence(request: pytest.FixtureRequest) -> Iterator[Evidence]:
     """Per-test evidence: ``measure``, ``note``, ``attach_text/file/png``, ``add_log``."""
     report = run_report(request.config)
-    ev = Evidence(request.node.nodeid, report.settings.evidence_dir, report.settings.html_dir,
-                  report.environment.secrets)
+    ev = Evidence(
+        request.node.nodeid, report.settings.evidence_dir, report.settings.html_dir, report.environment.secrets
+    )
     request.node.stash[EVIDENCE_KEY] = ev
     yield ev
     failing = ev.take_failures()  # rows recorded after the test body returned
@@ -128,8 +132,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, Any, Any]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     """Attach evidence data to every phase report; extras and JUnit properties at teardown."""
     tag = item.stash.get(STRIDE_KEY, None)
     ev = item.stash.get(EVIDENCE_KEY, None)
@@ -215,8 +218,9 @@ def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
-                                session: pytest.Session) -> None:
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
     """STRIDE coverage matrix and the run's measurements table."""
     report = run_report(session.config)
     postfix.append(html.stride_matrix(report.matrix))

@@ -8,7 +8,7 @@ over workers tallies exactly like a single process. A test whose teardown report
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 EVIDENCE_ATTR = "hil_evidence"  # report attribute the worker fills; xdist serialises it
 
@@ -22,7 +22,7 @@ class TestRecord:
     nodeid: str
     outcome: str
     stride: tuple[str, ...] = ()
-    threat: Optional[str] = None
+    threat: str | None = None
     measurements: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

@@ -35,8 +35,7 @@ class RunReport:
     # -- xdist ---------------------------------------------------------------------------------
     def worker_output(self) -> dict[str, Any]:
         """What a worker hands the controller when it goes down (environment and secrets)."""
-        return {"environment": self.environment.to_dict(),
-                "secrets": self.environment.secrets.export()}
+        return {"environment": self.environment.to_dict(), "secrets": self.environment.secrets.export()}
 
     def merge_worker(self, output: dict[str, Any]) -> None:
         """Merge a worker's output; records that now match a secret are dropped and noted."""
@@ -70,14 +69,12 @@ class RunReport:
     def measurement_rows_json(self) -> list[dict[str, Any]]:
         """Measurement rows with their test and its outcome, for measurements.json."""
         outcome = {r.nodeid: r.outcome for r in self.records}
-        return [{"test": nodeid, "test_outcome": outcome[nodeid], **row}
-                for nodeid, row in self.measurement_rows()]
+        return [{"test": nodeid, "test_outcome": outcome[nodeid], **row} for nodeid, row in self.measurement_rows()]
 
     def _write(self, name: str, data: Any) -> None:
         path = self.settings.json_path(name)
         try:
-            path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n",
-                            encoding="utf-8")
+            path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         except OSError as exc:  # the HTML and JUnit files must still be written
             self.problems.append(f"could not write {path}: {exc}; check the report folder")
 
@@ -92,5 +89,7 @@ class RunReport:
         for path in self.output_files():
             found = scrub_file(path, self.environment.secrets)
             if found:
-                self.problems.append(f"SECRET MATERIAL ({', '.join(found)}) reached {path} and "
-                                     "was redacted: find the test or fixture that logs it")
+                self.problems.append(
+                    f"SECRET MATERIAL ({', '.join(found)}) reached {path} and "
+                    "was redacted: find the test or fixture that logs it"
+                )

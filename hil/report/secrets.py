@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import markupsafe
 
@@ -23,11 +23,15 @@ MIN_SECRET_LENGTH = 8  # shorter needles would redact ordinary text all over the
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")
 # header, then base64 body characters (also as JSON "\\n" or HTML "&#10;" line breaks), then the
 # footer if present: a header without a body never swallows the rest of a report
-PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s\\&#;]*"
-                             r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?")
+PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s\\&#;]*"
+    r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?"
+)
 _HEX = re.compile(r"\A(?:[0-9a-fA-F]{2}){16,}\Z")
-_DATA_URI = re.compile(r"data:(?P<mime>text/[\w.+-]+|application/json)(?P<cs>;charset=[\w-]+)?"
-                       r";base64,(?P<b64>[A-Za-z0-9+/=]+)")
+_DATA_URI = re.compile(
+    r"data:(?P<mime>text/[\w.+-]+|application/json)(?P<cs>;charset=[\w-]+)?"
+    r";base64,(?P<b64>[A-Za-z0-9+/=]+)"
+)
 
 Secret = Union[bytes, bytearray, str]
 
@@ -35,9 +39,15 @@ Secret = Union[bytes, bytearray, str]
 def _escaped_forms(text: str) -> set[str]:
     """``text`` as it appears after the escapings a report applies (HTML, JSON, both)."""
     as_json = json.dumps(text)[1:-1]
-    forms = {text, html.escape(text), html.escape(text, quote=False), str(markupsafe.escape(text)),
-             as_json, str(markupsafe.escape(as_json)),
-             str(markupsafe.escape(json.dumps(html.escape(text))[1:-1]))}
+    forms = {
+        text,
+        html.escape(text),
+        html.escape(text, quote=False),
+        str(markupsafe.escape(text)),
+        as_json,
+        str(markupsafe.escape(as_json)),
+        str(markupsafe.escape(json.dumps(html.escape(text))[1:-1])),
+    }
     return {f for f in forms if f}
 
 
@@ -77,8 +87,10 @@ class SecretRegistry:
         """Register key material so the report refuses and scrubs it. Too-short values raise."""
         raw = _as_bytes(secret)
         if len(raw) < MIN_SECRET_LENGTH:
-            raise ValueError(f"secret {name!r} is {len(raw)} bytes; at least "
-                             f"{MIN_SECRET_LENGTH} are needed to scrub it without false matches")
+            raise ValueError(
+                f"secret {name!r} is {len(raw)} bytes; at least "
+                f"{MIN_SECRET_LENGTH} are needed to scrub it without false matches"
+            )
         if raw not in self._entries:
             self._entries[raw] = _Entry(name, raw, _needles(raw))
 
@@ -100,8 +112,7 @@ class SecretRegistry:
         for match in _DATA_URI.finditer(text):
             decoded = _decode(match.group("b64"))
             if decoded:
-                found += [e.name for e in self._entries.values()
-                          if any(n in decoded for n in e.needles)]
+                found += [e.name for e in self._entries.values() if any(n in decoded for n in e.needles)]
         if PEM_PRIVATE_KEY.search(text):
             found.append("PEM private key")
         return sorted(set(found))
@@ -113,7 +124,7 @@ class SecretRegistry:
                 text = text.replace(needle, f"[redacted secret: {entry.name}]")
         return PEM_PRIVATE_KEY.sub("[redacted PEM private key]", text)
 
-    def refusal(self, value: str) -> Optional[str]:
+    def refusal(self, value: str) -> str | None:
         """Why ``value`` must not be recorded as evidence, or None when it may."""
         if PEM_BLOCK.search(value):
             return "it contains a PEM block (key material); record a fingerprint instead"
@@ -137,6 +148,7 @@ def _redact_data_uris(text: str, registry: SecretRegistry) -> str:
             return match.group(0)
         clean = base64.b64encode(registry.redact(decoded).encode()).decode()
         return f"data:{match.group('mime')}{match.group('cs') or ''};base64,{clean}"
+
     return _DATA_URI.sub(fix, text)
 
 

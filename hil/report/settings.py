@@ -20,12 +20,16 @@ REPORT_TITLE = "hil security report"
 def add_options(parser: pytest.Parser) -> None:
     """Register ``--hil-report-dir`` and the ``hil_report_dir`` ini key."""
     group = parser.getgroup("hil-report", "hil evidence report")
-    group.addoption("--hil-report-dir", dest="hil_report_dir", default=None, metavar="DIR",
-                    help="folder (relative to rootdir) for report.html, junit.xml, stride/"
-                         "measurements/environment .json and evidence files (default: ini "
-                         f"hil_report_dir or {DEFAULT_REPORT_DIR!r})")
-    parser.addini("hil_report_dir", default=DEFAULT_REPORT_DIR,
-                  help="folder for the hil report and its evidence files")
+    group.addoption(
+        "--hil-report-dir",
+        dest="hil_report_dir",
+        default=None,
+        metavar="DIR",
+        help="folder (relative to rootdir) for report.html, junit.xml, stride/"
+        "measurements/environment .json and evidence files (default: ini "
+        f"hil_report_dir or {DEFAULT_REPORT_DIR!r})",
+    )
+    parser.addini("hil_report_dir", default=DEFAULT_REPORT_DIR, help="folder for the hil report and its evidence files")
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,7 @@ def apply_report_defaults(config: pytest.Config) -> ReportSettings:
     # our folder is rootdir-relative like the other hil paths; user-given --html/--junitxml
     # keep pytest-html's and junitxml's meaning (relative to the invocation directory)
     base = config.invocation_params.dir
-    report_dir = config.rootpath / (config.getoption("hil_report_dir")
-                                    or config.getini("hil_report_dir"))
+    report_dir = config.rootpath / (config.getoption("hil_report_dir") or config.getini("hil_report_dir"))
     option = config.option
     if config.pluginmanager.hasplugin("html"):
         if not option.htmlpath:

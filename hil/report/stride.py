@@ -9,8 +9,9 @@ items, so it is right under xdist where only the controller writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any
 
 CATEGORIES: dict[str, str] = {
     "S": "Spoofing",
@@ -23,9 +24,15 @@ CATEGORIES: dict[str, str] = {
 # Matrix columns; 'error', 'interrupted' and 'xpassed' fold into failed/passed but keep their
 # label per test.
 COLUMNS: tuple[str, ...] = ("passed", "failed", "skipped", "xfailed")
-_COLUMN_OF = {"passed": "passed", "xpassed": "passed", "failed": "failed", "error": "failed",
-              "interrupted": "failed",
-              "skipped": "skipped", "xfailed": "xfailed"}
+_COLUMN_OF = {
+    "passed": "passed",
+    "xpassed": "passed",
+    "failed": "failed",
+    "error": "failed",
+    "interrupted": "failed",
+    "skipped": "skipped",
+    "xfailed": "xfailed",
+}
 
 
 def _key(text: str) -> str:
@@ -48,8 +55,9 @@ def normalise(category: Any) -> str:
         letter = _BY_NAME.get(_key(category))
         if letter:
             return letter
-    raise StrideError(f"unknown STRIDE category {category!r}: use one of "
-                      + ", ".join(f"{k} ({v})" for k, v in CATEGORIES.items()))
+    raise StrideError(
+        f"unknown STRIDE category {category!r}: use one of " + ", ".join(f"{k} ({v})" for k, v in CATEGORIES.items())
+    )
 
 
 @dataclass(frozen=True)
@@ -57,13 +65,13 @@ class StrideTag:
     """The STRIDE categories of one test, in S-T-R-I-D-E order, and its one-line threat."""
 
     categories: tuple[str, ...]
-    threat: Optional[str] = None
+    threat: str | None = None
 
     @classmethod
-    def from_markers(cls, markers: Iterable[Any]) -> Optional["StrideTag"]:
+    def from_markers(cls, markers: Iterable[Any]) -> StrideTag | None:
         """Build from ``stride`` marks (closest first, as ``iter_markers`` yields them)."""
         letters: set[str] = set()
-        threat: Optional[str] = None
+        threat: str | None = None
         seen = False
         for mark in markers:
             seen = True
@@ -95,8 +103,13 @@ class StrideRow:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for stride.json."""
-        return {"category": self.letter, "name": CATEGORIES[self.letter],
-                "covered": self.covered, "counts": dict(self.counts), "tests": list(self.tests)}
+        return {
+            "category": self.letter,
+            "name": CATEGORIES[self.letter],
+            "covered": self.covered,
+            "counts": dict(self.counts),
+            "tests": list(self.tests),
+        }
 
 
 class StrideMatrix:
@@ -105,8 +118,7 @@ class StrideMatrix:
     def __init__(self) -> None:
         self.rows: dict[str, StrideRow] = {c: StrideRow(c) for c in CATEGORIES}
 
-    def add(self, nodeid: str, outcome: str, categories: Iterable[str],
-            threat: Optional[str] = None) -> None:
+    def add(self, nodeid: str, outcome: str, categories: Iterable[str], threat: str | None = None) -> None:
         """Count one finished test under each of its categories."""
         column = _COLUMN_OF[outcome]
         for letter in categories:
@@ -121,5 +133,8 @@ class StrideMatrix:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for stride.json."""
-        return {"columns": list(COLUMNS), "uncovered": self.uncovered,
-                "categories": [row.to_dict() for row in self.rows.values()]}
+        return {
+            "columns": list(COLUMNS),
+            "uncovered": self.uncovered,
+            "categories": [row.to_dict() for row in self.rows.values()],
+        }

@@ -5,5 +5,14 @@ from hil.server.config import DeviceKeys, ServerConfig, devices_from_entries, lo
 from hil.server.defects import CATALOGUE as DEFECTS
 from hil.server.handle import ServerHandle
 
-__all__ = ["create_app", "close_app", "app_state", "DeviceKeys", "ServerConfig", "devices_from_entries",
-           "load_devices", "DEFECTS", "ServerHandle"]
+__all__ = [
+    "DEFECTS",
+    "DeviceKeys",
+    "ServerConfig",
+    "ServerHandle",
+    "app_state",
+    "close_app",
+    "create_app",
+    "devices_from_entries",
+    "load_devices",
+]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -29,8 +30,12 @@ def require_token() -> Response | None:
     given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
     if hmac.compare_digest(given, expected):
         return None
-    response = reject(ErrorCode.UNAUTHORIZED, "admin endpoints need 'Authorization: Bearer <admin token>'",
-                      device_id=None, detail=f"{request.method} {request.path}: missing or wrong bearer token")
+    response = reject(
+        ErrorCode.UNAUTHORIZED,
+        "admin endpoints need 'Authorization: Bearer <admin token>'",
+        device_id=None,
+        detail=f"{request.method} {request.path}: missing or wrong bearer token",
+    )
     response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
@@ -42,8 +47,9 @@ def events() -> Response:
     if isinstance(limit, Response):
         return limit
     args = request.args
-    return jsonify({"events": server_state().storage.events(device_id=args.get("device_id"), code=args.get("code"),
-                                                            limit=limit)})
+    return jsonify(
+        {"events": server_state().storage.events(device_id=args.get("device_id"), code=args.get("code"), limit=limit)}
+    )
 
 
 @bp.get("/readings")
@@ -89,10 +95,15 @@ def add_faults() -> Response:
     items = body if isinstance(body, list) else [body]
     parsed: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
-                or not _FAULT_NAME.fullmatch(item["name"]) or not isinstance(item.get("params", {}), dict):
-            return error_response(ErrorCode.INVALID_PAYLOAD,
-                                  f'fault {index}: expected {{"name": "snake_case", "params": {{...}}}}')
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not _FAULT_NAME.fullmatch(item["name"])
+            or not isinstance(item.get("params", {}), dict)
+        ):
+            return error_response(
+                ErrorCode.INVALID_PAYLOAD, f'fault {index}: expected {{"name": "snake_case", "params": {{...}}}}'
+            )
         parsed.append((item["name"], item.get("params", {})))
     storage = server_state().storage
     for name, params in parsed:

@@ -7,7 +7,7 @@ their state through ``hil.server.state.server_state()`` (OTA also ``hil.server.o
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
@@ -20,8 +20,12 @@ from hil.server.ratelimit import RateLimiter
 from hil.server.state import EXTENSION_KEY, ServerState, error_response
 from hil.server.storage import Storage
 
-_HTTP_CODES = {401: ErrorCode.UNAUTHORIZED, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
-               413: ErrorCode.PAYLOAD_TOO_LARGE}
+_HTTP_CODES = {
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
 
 
 def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
@@ -33,8 +37,11 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
     app = Flask("hil.server")
     app.json.sort_keys = False  # answer in PROTOCOL.md's field order
     app.extensions[EXTENSION_KEY] = ServerState(
-        config=config, storage=storage, defects=active,
-        limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock))
+        config=config,
+        storage=storage,
+        defects=active,
+        limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock),
+    )
     app.register_blueprint(upload.bp)
     app.register_blueprint(admin.bp)
     app.extensions[ota.OTA_EXTENSION_KEY] = ota_packages

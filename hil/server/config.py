@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from hil.protocol.readings import valid_device_id
 from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, MAX_BODY_BYTES
 
 DEFAULT_PORT = 5001
-DEFAULT_RATE_LIMIT = 10          # uploads per device per window (PROTOCOL.md's documented default)
+DEFAULT_RATE_LIMIT = 10  # uploads per device per window (PROTOCOL.md's documented default)
 DEFAULT_RATE_WINDOW_S = 60.0
 
 
@@ -67,8 +68,11 @@ def devices_from_entries(entries: Iterable[Mapping[str, Any]], *, source: str = 
             raise DeviceRegistryError(f"{where}: device_id must be 1-32 chars of [A-Za-z0-9_-]")
         if device_id in out:
             raise DeviceRegistryError(f"{where}: device_id {device_id!r} is listed twice")
-        out[device_id] = DeviceKeys(device_id, _hex_key(entry, "hmac_key", HMAC_KEY_BYTES, where),
-                                    _hex_key(entry, "aes_key", AES_KEY_BYTES, where))
+        out[device_id] = DeviceKeys(
+            device_id,
+            _hex_key(entry, "hmac_key", HMAC_KEY_BYTES, where),
+            _hex_key(entry, "aes_key", AES_KEY_BYTES, where),
+        )
     return out
 
 

@@ -7,40 +7,65 @@ changes behaviour (grep for its name in ``hil/server``).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from hil.defects import ActiveDefects, Catalogue, Defect, UnknownDefectError
 
 UnknownServerDefectError = UnknownDefectError
 
 _DEFECTS: tuple[Defect, ...] = (
-    Defect("nonce-advanced-before-mac", "upload",
-           "the nonce is checked and advanced before the MAC (the seed's order): a forged packet burns nonces"),
-    Defect("missing-fields-skip-checks", "upload",
-           "a missing or null mac skips the MAC check and a missing or null nonce skips the replay check"),
-    Defect("replay-allowed-equal-nonce", "upload",
-           "the replay check is nonce >= last instead of nonce > last, so the last packet replays once more"),
-    Defect("unknown-device-accepted", "upload",
-           "a device id missing from the registry is auto-registered on first contact: its packet is "
-           "stored without a MAC check"),
-    Defect("rate-limit-per-device", "upload",
-           "the rate limit counts every request naming a device, from any peer: replays of one captured "
-           "packet exhaust the device's quota and block its genuine uploads (429)"),
-    Defect("no-rate-limit", "upload",
-           "uploads are never rate limited (no 429)"),
-    Defect("malformed-json-500", "upload",
-           "a body that is not JSON crashes the handler into HTTP 500 (the public EcoWatt server's bug)"),
-    Defect("field-type-errors-500", "upload",
-           "a JSON object whose fields have the wrong type or range (nonce as a string, float, negative or "
-           "huge; mac not hex) crashes the handler into HTTP 500 instead of 400"),
-    Defect("no-body-limit", "upload",
-           "bodies over 16 KiB are read and processed instead of refused with 413"),
-    Defect("nonces-in-memory", "upload",
-           "the last accepted nonce of each device is kept in process memory only (like the seed's dict): "
-           "after a server restart every device is on first contact again and old packets replay"),
-    Defect("plaintext-device-id-trusted", "upload",
-           "readings are stored under the device id inside the decrypted plaintext instead of refusing a "
-           "plaintext that names another device: device A (or its stolen key) writes readings for device B"),
+    Defect(
+        "nonce-advanced-before-mac",
+        "upload",
+        "the nonce is checked and advanced before the MAC (the seed's order): a forged packet burns nonces",
+    ),
+    Defect(
+        "missing-fields-skip-checks",
+        "upload",
+        "a missing or null mac skips the MAC check and a missing or null nonce skips the replay check",
+    ),
+    Defect(
+        "replay-allowed-equal-nonce",
+        "upload",
+        "the replay check is nonce >= last instead of nonce > last, so the last packet replays once more",
+    ),
+    Defect(
+        "unknown-device-accepted",
+        "upload",
+        "a device id missing from the registry is auto-registered on first contact: its packet is "
+        "stored without a MAC check",
+    ),
+    Defect(
+        "rate-limit-per-device",
+        "upload",
+        "the rate limit counts every request naming a device, from any peer: replays of one captured "
+        "packet exhaust the device's quota and block its genuine uploads (429)",
+    ),
+    Defect("no-rate-limit", "upload", "uploads are never rate limited (no 429)"),
+    Defect(
+        "malformed-json-500",
+        "upload",
+        "a body that is not JSON crashes the handler into HTTP 500 (the public EcoWatt server's bug)",
+    ),
+    Defect(
+        "field-type-errors-500",
+        "upload",
+        "a JSON object whose fields have the wrong type or range (nonce as a string, float, negative or "
+        "huge; mac not hex) crashes the handler into HTTP 500 instead of 400",
+    ),
+    Defect("no-body-limit", "upload", "bodies over 16 KiB are read and processed instead of refused with 413"),
+    Defect(
+        "nonces-in-memory",
+        "upload",
+        "the last accepted nonce of each device is kept in process memory only (like the seed's dict): "
+        "after a server restart every device is on first contact again and old packets replay",
+    ),
+    Defect(
+        "plaintext-device-id-trusted",
+        "upload",
+        "readings are stored under the device id inside the decrypted plaintext instead of refusing a "
+        "plaintext that names another device: device A (or its stolen key) writes readings for device B",
+    ),
 )
 
 CATALOGUE = Catalogue("server defect", "hil server --list-defects", _DEFECTS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -18,7 +18,7 @@ from hil.server.state import ServerState
 log = logging.getLogger("hil.server")
 access_log = logging.getLogger("hil.server.access")
 REQUEST_TIMEOUT_S = 30.0  # a client that connects and goes silent ties up one thread this long, no more
-POLL_INTERVAL_S = 0.05    # how quickly stop() is noticed by serve_forever
+POLL_INTERVAL_S = 0.05  # how quickly stop() is noticed by serve_forever
 
 
 class _LazyHandshakeContext(ssl.SSLContext):
@@ -59,8 +59,16 @@ class ServerHandle:
     :meth:`start`; :meth:`stop` shuts down, joins the thread and closes the database.
     """
 
-    def __init__(self, config: ServerConfig, *, host: str = "127.0.0.1", port: int = 0,
-                 defects: Iterable[str] = (), tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        defects: Iterable[str] = (),
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
         self.config = config
@@ -93,20 +101,27 @@ class ServerHandle:
             raise RuntimeError("server not started: call start() or use `with ServerHandle(...)`")
         return app_state(self.app)
 
-    def start(self) -> "ServerHandle":
+    def start(self) -> ServerHandle:
         """Open the database, bind the socket and serve on a daemon thread."""
         if self._server is not None:
             raise RuntimeError(f"server already running at {self.url}")
         ssl_context = server_tls_context(self.tls_cert, self.tls_key) if self.tls_cert else None
         self.app = create_app(self.config, defects=self.defects)
         try:
-            self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
-                                       request_handler=_Handler, ssl_context=ssl_context)
+            self._server = make_server(
+                self.host,
+                self.requested_port,
+                self.app,
+                threaded=True,
+                request_handler=_Handler,
+                ssl_context=ssl_context,
+            )
         except OSError as exc:
             close_app(self.app)
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_INTERVAL_S,),
-                                        name=f"hil-server-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(POLL_INTERVAL_S,), name=f"hil-server-{self.port}", daemon=True
+        )
         self._thread.start()
         log.info("EcoWatt reference server on %s (defects: %s)", self.url, ", ".join(self.defects) or "none")
         return self
@@ -125,7 +140,7 @@ class ServerHandle:
         if self.app is not None:
             close_app(self.app)
 
-    def __enter__(self) -> "ServerHandle":
+    def __enter__(self) -> ServerHandle:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

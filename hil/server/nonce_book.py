@@ -46,8 +46,9 @@ class NonceBook:
     def _probe(self, device_id: str) -> int:
         assert self.server is not None and self.keys is not None
         identity = lab_identity(self.keys, device_id)
-        packet = craft(device_id, 0, Readings(device_id, int(time.time()), (Reading("Vac1", 0.0),)),
-                       key=identity.hmac_key)
+        packet = craft(
+            device_id, 0, Readings(device_id, int(time.time()), (Reading("Vac1", 0.0),)), key=identity.hmac_key
+        )
         host, port = self.server.address
         reply = send_http(upload_request(packet, host=f"{host}:{port}").raw, self.server.address, method="POST")
         try:
@@ -58,6 +59,8 @@ class NonceBook:
             return 0  # first contact: nonce 0 is now its last
         if doc.get("error_code") == "REPLAY_ATTACK" and isinstance(doc.get("last_nonce"), int):
             return doc["last_nonce"]
-        raise pytest.UsageError(f"--hil-server-url {self.server.url}: cannot learn the last nonce of {device_id}; "
-                                f"a signed probe got HTTP {reply.status} {reply.body[:200]!r} (is the device "
-                                "registered with the lab keys of firmware_builds/devices.json?)")
+        raise pytest.UsageError(
+            f"--hil-server-url {self.server.url}: cannot learn the last nonce of {device_id}; "
+            f"a signed probe got HTTP {reply.status} {reply.body[:200]!r} (is the device "
+            "registered with the lab keys of firmware_builds/devices.json?)"
+        )

@@ -5,11 +5,22 @@ from __future__ import annotations
 from hil.options import OptionSpec
 
 OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("server-url", "test a team's own server at this base URL (http(s)://host:port) instead of "
-               "starting the built-in reference server; its device registry must hold the lab devices "
-               "(firmware_builds/devices.json). Scenarios that read server internals skip", metavar="URL"),
-    OptionSpec("server-ca", "CA certificate (PEM) the boards are provisioned with to trust --hil-server-url "
-               "over HTTPS", metavar="FILE"),
-    OptionSpec("server-defect", "start the built-in server with this defect (see `hil server --list-defects`); "
-               "repeatable", action="append", metavar="NAME"),
+    OptionSpec(
+        "server-url",
+        "test a team's own server at this base URL (http(s)://host:port) instead of "
+        "starting the built-in reference server; its device registry must hold the lab devices "
+        "(firmware_builds/devices.json). Scenarios that read server internals skip",
+        metavar="URL",
+    ),
+    OptionSpec(
+        "server-ca",
+        "CA certificate (PEM) the boards are provisioned with to trust --hil-server-url over HTTPS",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "server-defect",
+        "start the built-in server with this defect (see `hil server --list-defects`); repeatable",
+        action="append",
+        metavar="NAME",
+    ),
 )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -70,8 +71,10 @@ def load_ota_state(config: ServerConfig) -> OtaState:
     """Load ``config.firmware_dir`` (none: nothing to offer); FotaFormatError names a broken package."""
     packages = {} if config.firmware_dir is None else load_packages(config.firmware_dir)
     if config.attacker_key is not None and not Path(config.attacker_key).is_file():
-        raise FotaFormatError(f"attacker key {config.attacker_key} not found (--attacker-key): "
-                              "use firmware_builds/keys/attacker-key.pem or omit it")
+        raise FotaFormatError(
+            f"attacker key {config.attacker_key} not found (--attacker-key): "
+            "use firmware_builds/keys/attacker-key.pem or omit it"
+        )
     if packages:
         log.info("OTA packages from %s: %s", config.firmware_dir, ", ".join(sorted(packages, key=parse_version)))
     return OtaState(packages, config.attacker_key)
@@ -89,11 +92,19 @@ def _active(names: tuple[str, ...]) -> list[faults.Fault]:
 def _known_device(device_id: str) -> Response | None:
     """A rejection for an unusable device id, or None."""
     if not valid_device_id(device_id):
-        return reject(ErrorCode.INVALID_PAYLOAD, "device_id must be 1-32 chars of [A-Za-z0-9_-]", device_id=None,
-                      detail=f"{request.method} {request.path[:100]}: malformed device_id")
+        return reject(
+            ErrorCode.INVALID_PAYLOAD,
+            "device_id must be 1-32 chars of [A-Za-z0-9_-]",
+            device_id=None,
+            detail=f"{request.method} {request.path[:100]}: malformed device_id",
+        )
     if device_id not in server_state().config.devices:
-        return reject(ErrorCode.DEVICE_NOT_FOUND, f"device {device_id} is not registered", device_id=device_id,
-                      detail=f"{request.method} {request.path[:100]}")
+        return reject(
+            ErrorCode.DEVICE_NOT_FOUND,
+            f"device {device_id} is not registered",
+            device_id=device_id,
+            detail=f"{request.method} {request.path[:100]}",
+        )
     return None
 
 
@@ -115,22 +126,35 @@ def check(device_id: str) -> Response:
             offered = fault.params["version"]
             log.info("OTA fault offer_version: offering %s to %s (running %s)", offered, device_id, current)
         else:
-            log.warning("OTA fault offer_version %r: no such package (have %s)", fault.params["version"][:40],
-                        ", ".join(packages) or "none")
+            log.warning(
+                "OTA fault offer_version %r: no such package (have %s)",
+                fault.params["version"][:40],
+                ", ".join(packages) or "none",
+            )
     if offered is None:
         newer = [v for v in packages if parse_version(v) > running]
         offered = max(newer, key=parse_version) if newer else None
     if offered is None:
         return jsonify({"update_available": False, "current_version": current})
-    return jsonify({"update_available": True, "firmware_version": offered,
-                    "file_size": packages[offered].manifest.file_size, "manifest_url": f"/api/ota/manifest/{offered}"})
+    return jsonify(
+        {
+            "update_available": True,
+            "firmware_version": offered,
+            "file_size": packages[offered].manifest.file_size,
+            "manifest_url": f"/api/ota/manifest/{offered}",
+        }
+    )
 
 
 def _package(version: str, code: ErrorCode) -> FotaPackage | Response:
     package = ota_state().packages.get(version)
     if package is None:
-        return reject(code, f"no firmware {version[:40]!r} on this server", device_id=None,
-                      detail=f"{request.method} {request.path[:100]}")
+        return reject(
+            code,
+            f"no firmware {version[:40]!r} on this server",
+            device_id=None,
+            detail=f"{request.method} {request.path[:100]}",
+        )
     return package
 
 
@@ -162,8 +186,12 @@ def download(version: str, n: str) -> Response:
         return package
     index = int(n) if n.isascii() and n.isdigit() and len(n) <= 9 else -1
     if not 0 <= index < package.manifest.total_chunks:
-        return reject(ErrorCode.CHUNK_NOT_FOUND, f"firmware {version} has chunks 0..{package.manifest.total_chunks - 1}",
-                      device_id=None, detail=f"GET {request.path[:100]}")
+        return reject(
+            ErrorCode.CHUNK_NOT_FOUND,
+            f"firmware {version} has chunks 0..{package.manifest.total_chunks - 1}",
+            device_id=None,
+            detail=f"GET {request.path[:100]}",
+        )
     data = package.chunk(index)
     for fault in faults.for_chunk(_active(faults.CHUNK_FAULTS), index):
         log.info("OTA fault %s on chunk %d of %s", fault.name, index, version)
@@ -185,7 +213,7 @@ def _dropped(data: bytes) -> Response:
     sock: socket.socket | None = request.environ.get("werkzeug.socket")
 
     def body() -> Iterator[bytes]:
-        yield data[:len(data) // 2]
+        yield data[: len(data) // 2]
         if sock is not None:  # the test client has no socket: it just sees the short body
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -216,8 +244,13 @@ def status() -> Response:
     if refusal is not None:
         return refusal
     server_state().storage.record_ota_status(device_id=report["device_id"], peer=request.remote_addr, report=report)
-    log.info("OTA status from %s: %s %s %s", report["device_id"], report["firmware_version"], report["status"],
-             report.get("error_code") or "")
+    log.info(
+        "OTA status from %s: %s %s %s",
+        report["device_id"],
+        report["firmware_version"],
+        report["status"],
+        report.get("error_code") or "",
+    )
     return jsonify({"status": "success"})
 
 
@@ -246,8 +279,9 @@ def parse_status(doc: dict[str, Any]) -> dict[str, Any]:
     if doc.get("status") not in STATUSES:
         raise _bad(f"status must be one of {', '.join(STATUSES)}")
     progress = doc.get("progress_percent")
-    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, (int, float))
-                                 or not 0 <= progress <= 100):
+    if progress is not None and (
+        isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0 <= progress <= 100
+    ):
         raise _bad("progress_percent must be a number 0..100 or null")
     code = doc.get("error_code")
     if code is not None and code not in STATUS_ERROR_CODES:
@@ -257,7 +291,13 @@ def parse_status(doc: dict[str, Any]) -> dict[str, Any]:
     message = doc.get("error_message")
     if message is not None and (not isinstance(message, str) or len(message) > MAX_ERROR_MESSAGE):
         raise _bad(f"error_message must be a string of at most {MAX_ERROR_MESSAGE} chars or null")
-    return {"device_id": doc["device_id"], "firmware_version": version, "status": doc["status"],
-            "progress_percent": progress, "error_code": code, "error_message": message,
-            "old_version": _optional_version(doc, "old_version"),
-            "rolled_back_to": _optional_version(doc, "rolled_back_to")}
+    return {
+        "device_id": doc["device_id"],
+        "firmware_version": version,
+        "status": doc["status"],
+        "progress_percent": progress,
+        "error_code": code,
+        "error_message": message,
+        "old_version": _optional_version(doc, "old_version"),
+        "rolled_back_to": _optional_version(doc, "rolled_back_to"),
+    }

@@ -19,8 +19,9 @@ in storage, so exactly that many downloads are dropped however many run concurre
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 log = logging.getLogger("hil.server.ota")
 
@@ -50,8 +51,12 @@ def _params_ok(fault: Fault) -> bool:
         "corrupt_chunk": lambda: chunk_ok,
         "truncate_chunk": lambda: chunk_ok and ("bytes" not in p or _is_int(p["bytes"])),
         "drop_connection": lambda: chunk_ok and ("times" not in p or _is_int(p["times"])),
-        "delay_chunk": lambda: chunk_ok and isinstance(p.get("ms"), (int, float)) and not isinstance(p["ms"], bool)
-        and 0 <= p["ms"] <= MAX_DELAY_MS,
+        "delay_chunk": lambda: (
+            chunk_ok
+            and isinstance(p.get("ms"), (int, float))
+            and not isinstance(p["ms"], bool)
+            and 0 <= p["ms"] <= MAX_DELAY_MS
+        ),
         "offer_version": lambda: isinstance(p.get("version"), str),
     }
     return checks.get(fault.name, lambda: True)()
@@ -67,8 +72,11 @@ def known_faults(rows: Iterable[dict[str, Any]], names: tuple[str, ...]) -> list
         if _params_ok(fault):
             out.append(fault)
         else:
-            log.warning("ignoring OTA fault %s with malformed params %s (see hil.server.ota_faults)",
-                        fault.name, sorted(fault.params))
+            log.warning(
+                "ignoring OTA fault %s with malformed params %s (see hil.server.ota_faults)",
+                fault.name,
+                sorted(fault.params),
+            )
     return out
 
 
@@ -82,13 +90,13 @@ def corrupt(data: bytes) -> bytes:
     if not data:
         return data
     at = len(data) // 2
-    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
 
 
 def truncate(data: bytes, params: dict[str, Any]) -> bytes:
     """The first ``params["bytes"]`` bytes (default half) of ``data``, always shorter than ``data``."""
     keep = params.get("bytes", len(data) // 2)
-    return data[:min(keep, max(len(data) - 1, 0))]
+    return data[: min(keep, max(len(data) - 1, 0))]
 
 
 def other_digest(sha256_hex: str) -> str:

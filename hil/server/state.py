@@ -50,6 +50,5 @@ def reject(code: ErrorCode, message: str, *, device_id: str | None, detail: str 
     state = server_state()
     # Event detail is ours (bounded, no key material); attacker strings are never echoed in full.
     state.storage.record_event(device_id=device_id, peer=peer, code=code.value, detail=(detail or message)[:500])
-    log.info("rejected %s %s from %s (device %s): %s", request.method, request.path, peer, device_id or "-",
-             code.value)
+    log.info("rejected %s %s from %s (device %s): %s", request.method, request.path, peer, device_id or "-", code.value)
     return error_response(code, message, **extra)

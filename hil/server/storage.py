@@ -12,10 +12,11 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from hil.protocol.readings import Readings
 
@@ -34,8 +35,15 @@ CREATE TABLE IF NOT EXISTS ota_status (
     rolled_back_to TEXT);
 CREATE INDEX IF NOT EXISTS ota_status_device ON ota_status (device_id, id);
 """
-OTA_STATUS_FIELDS = ("firmware_version", "status", "progress_percent", "error_code", "error_message", "old_version",
-                     "rolled_back_to")
+OTA_STATUS_FIELDS = (
+    "firmware_version",
+    "status",
+    "progress_percent",
+    "error_code",
+    "error_message",
+    "old_version",
+    "rolled_back_to",
+)
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -57,7 +65,7 @@ class Storage:
         self._lock = threading.Lock()
         self._closed = False
 
-    def open(self) -> "Storage":
+    def open(self) -> Storage:
         """Create the file and schema and switch the database to WAL."""
         with self._connection() as db:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -74,7 +82,7 @@ class Storage:
         for conn in conns:
             conn.close()
 
-    def __enter__(self) -> "Storage":
+    def __enter__(self) -> Storage:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -94,8 +102,10 @@ class Storage:
         """
         op = "<=" if allow_equal else "<"
         with self._connection() as db:
-            cur = db.execute(f"UPDATE devices SET last_nonce = ? WHERE device_id = ? "
-                             f"AND (last_nonce IS NULL OR last_nonce {op} ?)", (nonce, device_id, nonce))
+            cur = db.execute(
+                f"UPDATE devices SET last_nonce = ? WHERE device_id = ? AND (last_nonce IS NULL OR last_nonce {op} ?)",
+                (nonce, device_id, nonce),
+            )
             if cur.rowcount == 1:
                 return NonceDecision(True, None)
             row = db.execute("SELECT last_nonce FROM devices WHERE device_id = ?", (device_id,)).fetchone()
@@ -113,8 +123,11 @@ class Storage:
         now = time.time()
         rows = [(readings.device_id, nonce, now, readings.timestamp, r.register, r.value) for r in readings.readings]
         with self._transaction() as db:
-            db.executemany("INSERT INTO readings (device_id, nonce, received_at, sample_time, register, value) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO readings (device_id, nonce, received_at, sample_time, register, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def readings(self, device_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Stored samples, oldest first, optionally of one device."""
@@ -131,11 +144,14 @@ class Storage:
     def record_event(self, *, device_id: str | None, peer: str | None, code: str, detail: str) -> None:
         """Append one security event (a rejected request)."""
         with self._connection() as db:
-            db.execute("INSERT INTO security_events (time, device_id, peer, code, detail) VALUES (?, ?, ?, ?, ?)",
-                       (time.time(), device_id, peer, code, detail))
+            db.execute(
+                "INSERT INTO security_events (time, device_id, peer, code, detail) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), device_id, peer, code, detail),
+            )
 
-    def events(self, *, device_id: str | None = None, code: str | None = None,
-               limit: int = 1000) -> list[dict[str, Any]]:
+    def events(
+        self, *, device_id: str | None = None, code: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """Security events, oldest first, filtered by device and/or code."""
         where, args = [], []
         for column, value in (("device_id", device_id), ("code", code)):
@@ -172,10 +188,12 @@ class Storage:
         ``default_times``) iff it is still positive. False when spent or removed meanwhile, so of
         concurrent requests exactly ``times`` fire."""
         with self._connection() as db:
-            cur = db.execute("UPDATE faults SET params = json_set(params, '$.times', "
-                             "coalesce(json_extract(params, '$.times'), ?) - 1) "
-                             "WHERE id = ? AND coalesce(json_extract(params, '$.times'), ?) > 0",
-                             (default_times, fault_id, default_times))
+            cur = db.execute(
+                "UPDATE faults SET params = json_set(params, '$.times', "
+                "coalesce(json_extract(params, '$.times'), ?) - 1) "
+                "WHERE id = ? AND coalesce(json_extract(params, '$.times'), ?) > 0",
+                (default_times, fault_id, default_times),
+            )
             return cur.rowcount == 1
 
     def clear_faults(self, name: str | None = None) -> int:
@@ -189,9 +207,14 @@ class Storage:
     def record_ota_status(self, *, device_id: str, peer: str | None, report: dict[str, Any]) -> int:
         """Store one validated ``POST /api/ota/status`` report; returns its row id."""
         with self._connection() as db:
-            cur = db.execute("INSERT INTO ota_status (time, device_id, peer, " + ", ".join(OTA_STATUS_FIELDS) +
-                             ") VALUES (?, ?, ?" + ", ?" * len(OTA_STATUS_FIELDS) + ")",
-                             (time.time(), device_id, peer, *(report.get(k) for k in OTA_STATUS_FIELDS)))
+            cur = db.execute(
+                "INSERT INTO ota_status (time, device_id, peer, "
+                + ", ".join(OTA_STATUS_FIELDS)
+                + ") VALUES (?, ?, ?"
+                + ", ?" * len(OTA_STATUS_FIELDS)
+                + ")",
+                (time.time(), device_id, peer, *(report.get(k) for k in OTA_STATUS_FIELDS)),
+            )
             return int(cur.lastrowid or 0)
 
     def ota_statuses(self, device_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
@@ -234,8 +257,7 @@ class Storage:
         except queue.Empty:
             pass
         # Autocommit (isolation_level=None): each statement is its own transaction unless BEGIN is explicit.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes, fast
         with self._lock:
             self._all.append(conn)

@@ -60,8 +60,10 @@ class ServerUnderTest:
     def state(self) -> ServerState:
         """The built-in server's storage and config; skips the test against an external server."""
         if self.handle is None:
-            pytest.skip(f"needs the built-in server's database and event log; the server under test is "
-                        f"{self.url} (--hil-server-url)")
+            pytest.skip(
+                f"needs the built-in server's database and event log; the server under test is "
+                f"{self.url} (--hil-server-url)"
+            )
         return self.handle.state
 
     def events(self, **filters: Any) -> list[dict[str, Any]]:
@@ -83,8 +85,14 @@ class ServerUnderTest:
         if handle is None:
             pytest.skip(f"restarting the server needs the built-in server, not {self.url}")
         handle.stop()
-        self.handle = ServerHandle(handle.config, host=handle.host, port=self.address[1], defects=handle.defects,
-                                   tls_cert=handle.tls_cert, tls_key=handle.tls_key).start()
+        self.handle = ServerHandle(
+            handle.config,
+            host=handle.host,
+            port=self.address[1],
+            defects=handle.defects,
+            tls_cert=handle.tls_cert,
+            tls_key=handle.tls_key,
+        ).start()
 
 
 @dataclass
@@ -99,8 +107,15 @@ class ServerFactory:
     external: ServerUnderTest | None = None
     _started: list[ServerUnderTest] = field(default_factory=list)
 
-    def start(self, *, tls: Tls = "off", rate_limit: int = DEFAULT_RATE_LIMIT, firmware_dir: Path | None = None,
-              attacker_key: Path | None = None, db_name: str | None = None) -> ServerUnderTest:
+    def start(
+        self,
+        *,
+        tls: Tls = "off",
+        rate_limit: int = DEFAULT_RATE_LIMIT,
+        firmware_dir: Path | None = None,
+        attacker_key: Path | None = None,
+        db_name: str | None = None,
+    ) -> ServerUnderTest:
         """A running server. ``tls="mitm"`` presents a certificate from a CA the board does not trust;
         ``firmware_dir`` holds the FOTA packages it offers (``hil.images.fota_build.firmware_dir_with``);
         ``attacker_key`` signs manifests under the ``wrong_signing_key`` fault. Anything but the defaults
@@ -109,18 +124,30 @@ class ServerFactory:
             # the external server is what it is: only a request it already satisfies can be served
             tls_ok = tls == "off" or (tls == "on" and self.external.scheme == "https")
             if not (tls_ok and rate_limit == DEFAULT_RATE_LIMIT and firmware_dir is None and attacker_key is None):
-                pytest.skip(f"needs a built-in server configured with tls={tls}, rate_limit={rate_limit}, "
-                            f"firmware_dir={firmware_dir}; the server under test is {self.external.url}")
+                pytest.skip(
+                    f"needs a built-in server configured with tls={tls}, rate_limit={rate_limit}, "
+                    f"firmware_dir={firmware_dir}; the server under test is {self.external.url}"
+                )
             return self.external
         db = self.workdir / (db_name or f"server-{len(self._started)}.sqlite3")
-        config = ServerConfig(db_path=db, devices=self.devices, admin_token=ADMIN_TOKEN, rate_limit=rate_limit,
-                              firmware_dir=firmware_dir, attacker_key=attacker_key)
+        config = ServerConfig(
+            db_path=db,
+            devices=self.devices,
+            admin_token=ADMIN_TOKEN,
+            rate_limit=rate_limit,
+            firmware_dir=firmware_dir,
+            attacker_key=attacker_key,
+        )
         pair = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}[tls]
-        handle = ServerHandle(config, defects=self.defects, tls_cert=pair.cert if pair else None,
-                              tls_key=pair.key if pair else None).start()
-        server = ServerUnderTest(handle.url, self.pki.ca_cert.read_text(encoding="ascii"), handle,
-                                 description=f"built-in reference server (tls {tls}, defects: "
-                                             f"{', '.join(self.defects) or 'none'})")
+        handle = ServerHandle(
+            config, defects=self.defects, tls_cert=pair.cert if pair else None, tls_key=pair.key if pair else None
+        ).start()
+        server = ServerUnderTest(
+            handle.url,
+            self.pki.ca_cert.read_text(encoding="ascii"),
+            handle,
+            description=f"built-in reference server (tls {tls}, defects: {', '.join(self.defects) or 'none'})",
+        )
         self._started.append(server)
         return server
 

@@ -30,8 +30,12 @@ def upload() -> Response:
     state = server_state()
     body = _read_body(state)
     if body is None:
-        return reject(ErrorCode.PAYLOAD_TOO_LARGE, f"request body exceeds {state.config.max_body_bytes} bytes",
-                      device_id=None, detail=f"content-length {request.content_length}")
+        return reject(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"request body exceeds {state.config.max_body_bytes} bytes",
+            device_id=None,
+            detail=f"content-length {request.content_length}",
+        )
     try:
         doc = load_json_object(body, what="upload body")
     except ProtocolError as exc:
@@ -53,24 +57,32 @@ def upload() -> Response:
     if device is None and "unknown-device-accepted" in state.defects:
         return _accept(state, DeviceKeys(packet.device_id, b"", b""), packet)
     if device is None:
-        return reject(ErrorCode.DEVICE_NOT_FOUND, f"device {packet.device_id} is not registered",
-                      device_id=packet.device_id)
+        return reject(
+            ErrorCode.DEVICE_NOT_FOUND, f"device {packet.device_id} is not registered", device_id=packet.device_id
+        )
     if "no-rate-limit" not in state.defects:
         per_device = "rate-limit-per-device" in state.defects
         retry_after = state.limiter.acquire((packet.device_id, None if per_device else request.remote_addr))
         if retry_after is not None:
-            return reject(ErrorCode.RATE_LIMIT_EXCEEDED, f"too many uploads from {packet.device_id}",
-                          device_id=packet.device_id, detail=f"nonce {packet.nonce}; retry after {retry_after} s",
-                          retry_after_seconds=retry_after)
+            return reject(
+                ErrorCode.RATE_LIMIT_EXCEEDED,
+                f"too many uploads from {packet.device_id}",
+                device_id=packet.device_id,
+                detail=f"nonce {packet.nonce}; retry after {retry_after} s",
+                retry_after_seconds=retry_after,
+            )
     refusal = _authenticate(state, device, packet, skip_mac=skip_mac, skip_nonce=skip_nonce)
     return refusal or _accept(state, device, packet)
 
 
-def _authenticate(state: ServerState, device: DeviceKeys, packet: UploadPacket, *,
-                  skip_mac: bool, skip_nonce: bool) -> Response | None:
+def _authenticate(
+    state: ServerState, device: DeviceKeys, packet: UploadPacket, *, skip_mac: bool, skip_nonce: bool
+) -> Response | None:
     """MAC then nonce (or the defective nonce-then-MAC); a refusal response, or None when both pass."""
-    steps = [lambda: None if skip_mac else _check_mac(device, packet),
-             lambda: None if skip_nonce else _advance_nonce(state, packet)]
+    steps = [
+        lambda: None if skip_mac else _check_mac(device, packet),
+        lambda: None if skip_nonce else _advance_nonce(state, packet),
+    ]
     if "nonce-advanced-before-mac" in state.defects:
         steps.reverse()
     for step in steps:
@@ -83,8 +95,12 @@ def _authenticate(state: ServerState, device: DeviceKeys, packet: UploadPacket, 
 def _check_mac(device: DeviceKeys, packet: UploadPacket) -> Response | None:
     if verify_mac(device.hmac_key, packet):
         return None
-    return reject(ErrorCode.INVALID_HMAC, "MAC verification failed", device_id=packet.device_id,
-                  detail=f"nonce {packet.nonce}: MAC does not verify")
+    return reject(
+        ErrorCode.INVALID_HMAC,
+        "MAC verification failed",
+        device_id=packet.device_id,
+        detail=f"nonce {packet.nonce}: MAC does not verify",
+    )
 
 
 def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
@@ -95,9 +111,14 @@ def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
         decision = state.storage.advance_nonce(packet.device_id, packet.nonce, allow_equal=allow_equal)
     if decision.accepted:
         return None
-    return reject(ErrorCode.REPLAY_ATTACK, "nonce is not greater than the last accepted nonce",
-                  device_id=packet.device_id, detail=f"nonce {packet.nonce} <= last {decision.last_nonce}",
-                  received_nonce=packet.nonce, last_nonce=decision.last_nonce)
+    return reject(
+        ErrorCode.REPLAY_ATTACK,
+        "nonce is not greater than the last accepted nonce",
+        device_id=packet.device_id,
+        detail=f"nonce {packet.nonce} <= last {decision.last_nonce}",
+        received_nonce=packet.nonce,
+        last_nonce=decision.last_nonce,
+    )
 
 
 def _accept(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Response:
@@ -108,8 +129,11 @@ def _accept(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Res
     except ProtocolError as exc:
         return reject(exc.code, exc.message, device_id=packet.device_id, detail=f"nonce {packet.nonce}: {exc.message}")
     state.storage.store_readings(packet.nonce, readings)
-    result: dict[str, Any] = {"status": "success", "samples_received": len(readings.readings),
-                              "nonce_updated": packet.nonce}
+    result: dict[str, Any] = {
+        "status": "success",
+        "samples_received": len(readings.readings),
+        "nonce_updated": packet.nonce,
+    }
     return jsonify(result)
 
 

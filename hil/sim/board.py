@@ -27,14 +27,14 @@ from hil.sim.uart import Uart
 
 log = logging.getLogger(__name__)
 
-PANIC_RESET_DELAY = 0.05   # device time between "Rebooting..." and the next banner
+PANIC_RESET_DELAY = 0.05  # device time between "Rebooting..." and the next banner
 JOIN_TIMEOUT = 5.0
 
 
 class _Cpu:
     """One run of the CPU, from a reset release to the next reset or power loss."""
 
-    def __init__(self, board: "VirtualBoard", cause: ResetCause, prev: "_Cpu | None") -> None:
+    def __init__(self, board: VirtualBoard, cause: ResetCause, prev: _Cpu | None) -> None:
         self.board = board
         self.cause = cause
         self.prev = prev
@@ -63,13 +63,13 @@ class _Cpu:
             try:
                 self._boot(cause, download)
                 self.mode = "idle"
-                self.stop.wait()          # firmware returned: the CPU idles until reset
+                self.stop.wait()  # firmware returned: the CPU idles until reset
                 return
             except Halted:
                 return
             except Reboot:
                 cause = ResetCause.SW_CPU
-            except Exception as exc:      # noqa: BLE001 - a firmware bug panics the chip, never the sim
+            except Exception as exc:
                 log.error("board %s: firmware raised, panicking", board.name, exc_info=True)
                 self._panic(exc)
                 cause = ResetCause.SW_CPU
@@ -83,13 +83,13 @@ class _Cpu:
         rt = ChipRuntime(board, self, cause)
         rt.write_line(board.chip.rom_banner)
         rt.write_line("")
-        rt.write_line(f"rst:{cause.code:#x} ({cause.label}),"
-                      f"{board.chip.download_boot if download else board.chip.flash_boot}")
+        rt.write_line(
+            f"rst:{cause.code:#x} ({cause.label}),{board.chip.download_boot if download else board.chip.flash_boot}"
+        )
         if download:
             rt.write_line("waiting for download")
             self.mode = "download"
-            self.loader = LoaderSession(board.chip, board.flash, board.efuses, board.defects,
-                                        _LoaderPort(board, self))
+            self.loader = LoaderSession(board.chip, board.flash, board.efuses, board.defects, _LoaderPort(board, self))
             leave = self.loader.run()
             self.loader = None
             if leave.reboot:
@@ -101,15 +101,17 @@ class _Cpu:
         uart = self.board.uart
         if self.stop.is_set():
             return
-        uart.transmit(f"Guru Meditation Error: Core  0 panic'ed ({type(exc).__name__}). "
-                      f"Exception was unhandled.\r\n{exc}\r\n\r\nRebooting...\r\n".encode())
+        uart.transmit(
+            f"Guru Meditation Error: Core  0 panic'ed ({type(exc).__name__}). "
+            f"Exception was unhandled.\r\n{exc}\r\n\r\nRebooting...\r\n".encode()
+        )
         self.stop.wait(PANIC_RESET_DELAY)
 
 
 class _LoaderPort:
     """UART0 as the loader sees it, bound to one CPU run."""
 
-    def __init__(self, board: "VirtualBoard", cpu: _Cpu) -> None:
+    def __init__(self, board: VirtualBoard, cpu: _Cpu) -> None:
         self._board = board
         self._cpu = cpu
 
@@ -131,7 +133,7 @@ class _LoaderPort:
 class ChipRuntime:
     """The ``Runtime`` handed to code running on the chip for one boot."""
 
-    def __init__(self, board: "VirtualBoard", cpu: _Cpu, cause: ResetCause) -> None:
+    def __init__(self, board: VirtualBoard, cpu: _Cpu, cause: ResetCause) -> None:
         self._board = board
         self._cpu = cpu
         self.chip = board.chip
@@ -168,10 +170,18 @@ class VirtualBoard:
     """A virtual ESP32 running ``firmware`` from flash after each normal reset. ``open()`` powers it
     on; ``close()`` powers it off and saves its state."""
 
-    def __init__(self, chip: ChipSpec | str = "esp32", state_dir: Path | None = None, *,
-                 firmware: Firmware, mac: bytes | None = None, defects: DefectSet | None = None,
-                 strap_window: float = DEFAULT_STRAP_WINDOW,
-                 name: str | None = None, net_address: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        chip: ChipSpec | str = "esp32",
+        state_dir: Path | None = None,
+        *,
+        firmware: Firmware,
+        mac: bytes | None = None,
+        defects: DefectSet | None = None,
+        strap_window: float = DEFAULT_STRAP_WINDOW,
+        name: str | None = None,
+        net_address: str = "127.0.0.1",
+    ) -> None:
         self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.defects = defects if defects is not None else DefectSet()
@@ -191,7 +201,7 @@ class VirtualBoard:
         self._cpu: _Cpu | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def open(self, power: bool = True) -> "VirtualBoard":
+    def open(self, power: bool = True) -> VirtualBoard:
         """Load flash and eFuses from the state dir and (by default) switch power on."""
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +216,7 @@ class VirtualBoard:
         self.power_off()
         self.flash.close()
 
-    def __enter__(self) -> "VirtualBoard":
+    def __enter__(self) -> VirtualBoard:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -310,8 +320,11 @@ class VirtualBoard:
             return
         cpu.thread.join(JOIN_TIMEOUT)
         if cpu.thread.is_alive():
-            log.error("board %s: CPU thread did not stop within %.0f s (firmware not waiting on the "
-                      "runtime?)", self.name, JOIN_TIMEOUT)
+            log.error(
+                "board %s: CPU thread did not stop within %.0f s (firmware not waiting on the runtime?)",
+                self.name,
+                JOIN_TIMEOUT,
+            )
 
     # -- introspection -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ class BootedImage:
 
     slot_offset: int
     header: mb.ImageHeader
-    app_image: bytes   # the ESP32 app image (payload)
+    app_image: bytes  # the ESP32 app image (payload)
     entry: int
 
 

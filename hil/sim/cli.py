@@ -25,20 +25,35 @@ BOARD_JSON = "board.json"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sim`` subcommand."""
-    parser = subparsers.add_parser("sim", help="serve a virtual ESP32 over RFC2217",
-                                   description="Serve one virtual ESP32 on rfc2217://127.0.0.1:PORT. "
-                                               "The URL is the first line printed on stdout.")
+    parser = subparsers.add_parser(
+        "sim",
+        help="serve a virtual ESP32 over RFC2217",
+        description="Serve one virtual ESP32 on rfc2217://127.0.0.1:PORT. The URL is the first line printed on stdout.",
+    )
     parser.add_argument("--chip", choices=sorted(CHIPS), default="esp32", help="chip personality")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0: pick a free one)")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="where flash.bin, efuse.json, control.sock and board.json live "
-                             "(default: a temporary directory removed at exit)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where flash.bin, efuse.json, control.sock and board.json live "
+        "(default: a temporary directory removed at exit)",
+    )
     parser.add_argument("--mac", default=None, help="base MAC AA:BB:CC:DD:EE:FF (default: derived from the state dir)")
-    parser.add_argument("--net-address", default="127.0.0.1", metavar="IP",
-                        help="the board's own IP address (a loopback address such as 127.0.0.11 gives each "
-                             "board its own source address, so captures can tell boards apart)")
-    parser.add_argument("--defect", action="append", default=[], metavar="NAME",
-                        help="enable a catalogued defect (repeatable; see --list-defects)")
+    parser.add_argument(
+        "--net-address",
+        default="127.0.0.1",
+        metavar="IP",
+        help="the board's own IP address (a loopback address such as 127.0.0.11 gives each "
+        "board its own source address, so captures can tell boards apart)",
+    )
+    parser.add_argument(
+        "--defect",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="enable a catalogued defect (repeatable; see --list-defects)",
+    )
     parser.add_argument("--list-defects", action="store_true", help="print the defect catalogue and exit")
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr")
     parser.set_defaults(func=run)
@@ -49,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.list_defects:
         try:
             print(format_catalogue(), flush=True)
-        except BrokenPipeError:   # `hil sim --list-defects | head`: the reader is gone, not an error
+        except BrokenPipeError:  # `hil sim --list-defects | head`: the reader is gone, not an error
             sys.stdout = open(os.devnull, "w")
         return 0
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         defects = DefectSet(args.defect)
         mac = parse_mac(args.mac) if args.mac else None
@@ -81,8 +97,9 @@ def _serve(args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: b
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
-def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: bytes | None,
-                   stop_signals: set[signal.Signals]) -> int:
+def _serve_blocked(
+    args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: bytes | None, stop_signals: set[signal.Signals]
+) -> int:
     # Imported here so `hil --help` stays cheap.
     from hil.sim.board import VirtualBoard
     from hil.sim.boot import boot_chain
@@ -91,8 +108,9 @@ def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet
     from hil.sim.rfc2217_server import Rfc2217Server
 
     # The composition of a flashed EcoWatt board: the hardware runs the boot chain, which starts the app.
-    board = VirtualBoard(args.chip, state_dir, firmware=boot_chain(run_app), mac=mac, defects=defects,
-                         net_address=args.net_address)
+    board = VirtualBoard(
+        args.chip, state_dir, firmware=boot_chain(run_app), mac=mac, defects=defects, net_address=args.net_address
+    )
     try:
         board.open()
     except ValueError as exc:
@@ -118,9 +136,15 @@ def _serve_blocked(args: argparse.Namespace, state_dir: Path, defects: DefectSet
 
 
 def _write_board_json(state_dir: Path, board: VirtualBoard, control_path: Path) -> None:
-    info = {"url": board.url, "control_socket": str(control_path), "pid": os.getpid(),
-            "chip": board.chip.name, "mac": board.status()["mac"],
-            "address": board.net_address, "defects": list(board.defects)}
+    info = {
+        "url": board.url,
+        "control_socket": str(control_path),
+        "pid": os.getpid(),
+        "chip": board.chip.name,
+        "mac": board.status()["mac"],
+        "address": board.net_address,
+        "defects": list(board.defects),
+    }
     tmp = state_dir / (BOARD_JSON + ".tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, state_dir / BOARD_JSON)

@@ -8,58 +8,117 @@ is adding a row here and honouring it at the one place it changes behaviour.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from hil.defects import ActiveDefects, Catalogue, Defect, UnknownDefectError
 
-__all__ = ["CATALOGUE", "BY_NAME", "Defect", "DefectSet", "UnknownDefectError", "format_catalogue"]
+__all__ = ["BY_NAME", "CATALOGUE", "Defect", "DefectSet", "UnknownDefectError", "format_catalogue"]
 
 _DEFECTS: tuple[Defect, ...] = (
-    Defect("rom-boots-without-bootloader", "rom",
-           "with the bootloader region erased the ROM jumps straight to the primary slot's app"),
-    Defect("loader-stale-md5", "loader",
-           "SPI_FLASH_MD5 answers from a stale flash cache until the loader's first write: digests "
-           "taken before writing are wrong (skip-if-identical rewrites), verification after is right"),
-    Defect("mcuboot-accept-unsigned", "mcuboot",
-           "MCUboot boots an image that has no signature TLV or a signature that does not verify"),
-    Defect("mcuboot-skip-hash", "mcuboot",
-           "MCUboot neither checks the SHA-256 TLV nor the signature: any payload change boots"),
-    Defect("mcuboot-trust-embedded-key", "mcuboot",
-           "MCUboot skips the key-hash check and verifies with the public key the image carries"),
-    Defect("mcuboot-ignore-magic", "mcuboot",
-           "MCUboot does not check the image header magic and boots what follows the header"),
-    Defect("mcuboot-ignore-size", "mcuboot",
-           "MCUboot hashes only the bytes present in the slot, so a truncated image boots"),
-    Defect("mcuboot-never-revert", "mcuboot",
-           "a test image that never confirmed itself is kept instead of reverted on the next boot"),
-    Defect("app-version-hardcoded", "app",
-           "the app prints 'Firmware Version: 1.0.0' whatever its esp_app_desc_t says"),
-    Defect("nonce-not-persisted", "upload",
-           "the upload nonce is incremented in RAM only, never committed to NVS: after a reset it is reused"),
-    Defect("mac-over-payload-only", "upload",
-           "the upload HMAC covers the payload string only, not the nonce (server answers INVALID_HMAC)"),
-    Defect("nonce-reused-on-retry", "upload",
-           "a retried upload re-sends the nonce of the failed attempt instead of a new one"),
-    Defect("encrypt-flag-ignored", "upload",
-           "the provisioned encrypt setting is ignored: payloads go out compressed but in the clear"),
-    Defect("tls-no-verify", "upload",
-           "the HTTPS client does not verify the server certificate: a MITM certificate is accepted"),
-    Defect("https-downgrade-to-http", "upload",
-           "when the TLS handshake fails the upload is re-sent over plain HTTP to the same host and port "
-           "(a 'compatibility' fallback): an attacker who breaks the handshake reads the packet"),
-    Defect("ota-skip-hash", "ota",
-           "the OTA client never compares the image's SHA-256 with the manifest (bad_hash is installed)"),
-    Defect("ota-skip-signature", "ota",
-           "the OTA client never verifies the manifest's RSA-PSS signature (bad_signature, wrong_signing_key "
-           "are installed)"),
-    Defect("ota-accept-downgrade", "ota",
-           "the OTA client installs an offered version older than or equal to the running one"),
-    Defect("ota-confirm-before-selftest", "ota",
-           "a freshly swapped-in test image confirms itself at boot before its self-test: a failing image stays"),
-    Defect("ota-keep-partial-on-failure", "ota",
-           "a failed update leaves the downloaded bytes in the secondary slot instead of erasing it"),
-    Defect("ota-no-resume", "ota",
-           "a dropped connection or short chunk aborts the whole download instead of retrying that chunk"),
+    Defect(
+        "rom-boots-without-bootloader",
+        "rom",
+        "with the bootloader region erased the ROM jumps straight to the primary slot's app",
+    ),
+    Defect(
+        "loader-stale-md5",
+        "loader",
+        "SPI_FLASH_MD5 answers from a stale flash cache until the loader's first write: digests "
+        "taken before writing are wrong (skip-if-identical rewrites), verification after is right",
+    ),
+    Defect(
+        "mcuboot-accept-unsigned",
+        "mcuboot",
+        "MCUboot boots an image that has no signature TLV or a signature that does not verify",
+    ),
+    Defect(
+        "mcuboot-skip-hash",
+        "mcuboot",
+        "MCUboot neither checks the SHA-256 TLV nor the signature: any payload change boots",
+    ),
+    Defect(
+        "mcuboot-trust-embedded-key",
+        "mcuboot",
+        "MCUboot skips the key-hash check and verifies with the public key the image carries",
+    ),
+    Defect(
+        "mcuboot-ignore-magic",
+        "mcuboot",
+        "MCUboot does not check the image header magic and boots what follows the header",
+    ),
+    Defect(
+        "mcuboot-ignore-size",
+        "mcuboot",
+        "MCUboot hashes only the bytes present in the slot, so a truncated image boots",
+    ),
+    Defect(
+        "mcuboot-never-revert",
+        "mcuboot",
+        "a test image that never confirmed itself is kept instead of reverted on the next boot",
+    ),
+    Defect("app-version-hardcoded", "app", "the app prints 'Firmware Version: 1.0.0' whatever its esp_app_desc_t says"),
+    Defect(
+        "nonce-not-persisted",
+        "upload",
+        "the upload nonce is incremented in RAM only, never committed to NVS: after a reset it is reused",
+    ),
+    Defect(
+        "mac-over-payload-only",
+        "upload",
+        "the upload HMAC covers the payload string only, not the nonce (server answers INVALID_HMAC)",
+    ),
+    Defect(
+        "nonce-reused-on-retry",
+        "upload",
+        "a retried upload re-sends the nonce of the failed attempt instead of a new one",
+    ),
+    Defect(
+        "encrypt-flag-ignored",
+        "upload",
+        "the provisioned encrypt setting is ignored: payloads go out compressed but in the clear",
+    ),
+    Defect(
+        "tls-no-verify",
+        "upload",
+        "the HTTPS client does not verify the server certificate: a MITM certificate is accepted",
+    ),
+    Defect(
+        "https-downgrade-to-http",
+        "upload",
+        "when the TLS handshake fails the upload is re-sent over plain HTTP to the same host and port "
+        "(a 'compatibility' fallback): an attacker who breaks the handshake reads the packet",
+    ),
+    Defect(
+        "ota-skip-hash",
+        "ota",
+        "the OTA client never compares the image's SHA-256 with the manifest (bad_hash is installed)",
+    ),
+    Defect(
+        "ota-skip-signature",
+        "ota",
+        "the OTA client never verifies the manifest's RSA-PSS signature (bad_signature, wrong_signing_key "
+        "are installed)",
+    ),
+    Defect(
+        "ota-accept-downgrade",
+        "ota",
+        "the OTA client installs an offered version older than or equal to the running one",
+    ),
+    Defect(
+        "ota-confirm-before-selftest",
+        "ota",
+        "a freshly swapped-in test image confirms itself at boot before its self-test: a failing image stays",
+    ),
+    Defect(
+        "ota-keep-partial-on-failure",
+        "ota",
+        "a failed update leaves the downloaded bytes in the secondary slot instead of erasing it",
+    ),
+    Defect(
+        "ota-no-resume",
+        "ota",
+        "a dropped connection or short chunk aborts the whole download instead of retrying that chunk",
+    ),
 )
 
 CATALOGUE = Catalogue("defect", "hil sim --list-defects", _DEFECTS)

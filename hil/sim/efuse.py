@@ -78,18 +78,21 @@ class Efuses:
     path: Path | None = None
 
     @classmethod
-    def load_or_create(cls, chip: ChipSpec, state_dir: Path | None, mac: bytes | None = None) -> "Efuses":
+    def load_or_create(cls, chip: ChipSpec, state_dir: Path | None, mac: bytes | None = None) -> Efuses:
         """Load ``efuse.json`` from ``state_dir`` or create (and save) a fresh set of fuses."""
         path = Path(state_dir) / EFUSE_FILE if state_dir is not None else None
         if path is not None and path.exists():
             data = json.loads(path.read_text())
             if data.get("chip") != chip.name:
-                raise ValueError(f"state dir {state_dir} holds a {data.get('chip')} board, not {chip.name}: "
-                                 "use another --state-dir")
+                raise ValueError(
+                    f"state dir {state_dir} holds a {data.get('chip')} board, not {chip.name}: use another --state-dir"
+                )
             stored = parse_mac(data["mac"])
             if mac is not None and mac != stored:
-                raise ValueError(f"board in {state_dir} has MAC {format_mac(stored)} burned in eFuse; "
-                                 f"cannot change it to {format_mac(mac)}: drop --mac or use another --state-dir")
+                raise ValueError(
+                    f"board in {state_dir} has MAC {format_mac(stored)} burned in eFuse; "
+                    f"cannot change it to {format_mac(mac)}: drop --mac or use another --state-dir"
+                )
             fields = dict(DEFAULT_FIELDS)
             fields.update({k: int(v) for k, v in data.get("fields", {}).items()})
             return cls(chip, stored, fields, path)
@@ -103,8 +106,11 @@ class Efuses:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"chip": self.chip.name, "mac": format_mac(self.mac),
-                                   "fields": self.fields}, indent=2, sort_keys=True))
+        tmp.write_text(
+            json.dumps(
+                {"chip": self.chip.name, "mac": format_mac(self.mac), "fields": self.fields}, indent=2, sort_keys=True
+            )
+        )
         os.replace(tmp, self.path)
 
     def burn(self, name: str, value: int) -> int:
@@ -118,8 +124,7 @@ class Efuses:
     # -- what the ROM loader exposes ---------------------------------------------------------------
     def security_flags(self) -> int:
         """GET_SECURITY_INFO flag word (bit map from the ROM)."""
-        return ((1 if self.fields["SECURE_BOOT_EN"] else 0)
-                | (4 if self.fields["SECURE_DOWNLOAD_ENABLE"] else 0))
+        return (1 if self.fields["SECURE_BOOT_EN"] else 0) | (4 if self.fields["SECURE_DOWNLOAD_ENABLE"] else 0)
 
     def crypt_cnt(self) -> int:
         """Flash-encryption counter as GET_SECURITY_INFO reports it."""
@@ -139,18 +144,17 @@ class Efuses:
         word0 = (self.fields["FLASH_CRYPT_CNT"] & 0x7F) << 20
         word1 = struct.unpack(">I", mac[2:6])[0]
         word2 = (crc8_mac(mac) << 16) | (mac[0] << 8) | mac[1]
-        word3 = (1 << 9) | (1 << 15)            # pkg D0WD, rev bit0 → "ESP32-D0WD-V3"
-        word4 = 100                              # CK8M calibration: ROM xtal estimate = 40 MHz
-        word5 = (1 << 20) | (1 << 24)            # rev bit1, minor revision 1 → "revision v3.1"
-        word6 = (1 << 4) if self.fields["SECURE_BOOT_EN"] else 0   # ABS_DONE_0
-        return {base + 4 * n: v & 0xFFFFFFFF
-                for n, v in enumerate((word0, word1, word2, word3, word4, word5, word6))}
+        word3 = (1 << 9) | (1 << 15)  # pkg D0WD, rev bit0 → "ESP32-D0WD-V3"
+        word4 = 100  # CK8M calibration: ROM xtal estimate = 40 MHz
+        word5 = (1 << 20) | (1 << 24)  # rev bit1, minor revision 1 → "revision v3.1"
+        word6 = (1 << 4) if self.fields["SECURE_BOOT_EN"] else 0  # ABS_DONE_0
+        return {base + 4 * n: v & 0xFFFFFFFF for n, v in enumerate((word0, word1, word2, word3, word4, word5, word6))}
 
     def _esp32c6_registers(self) -> dict[int, int]:
         base = 0x600B0800
         mac = self.mac
         mac0 = struct.unpack(">I", mac[2:6])[0]
-        mac1 = 0xFFFE0000 | (mac[0] << 8) | mac[1]      # high half: EUI-64 ext bytes ff:fe
+        mac1 = 0xFFFE0000 | (mac[0] << 8) | mac[1]  # high half: EUI-64 ext bytes ff:fe
         crypt = (self.fields["FLASH_CRYPT_CNT"] & 0x7) << 18
         secure_boot = (1 << 20) if self.fields["SECURE_BOOT_EN"] else 0
         return {
@@ -159,6 +163,6 @@ class Efuses:
             base + 0x038: secure_boot,
             base + 0x044: mac0,
             base + 0x048: mac1,
-            base + 0x050: 1 << 18,                      # pkg 0 (QFN40), v0.1
+            base + 0x050: 1 << 18,  # pkg 0 (QFN40), v0.1
             base + 0x054: 0,
         }

@@ -32,7 +32,7 @@ class NorFlash:
         self.erase_ops = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def open(self) -> "NorFlash":
+    def open(self) -> NorFlash:
         """Map the backing file (created all-0xFF, or grown with 0xFF) or allocate RAM if no path."""
         if self._mem is not None:
             return self
@@ -46,8 +46,10 @@ class NorFlash:
         if current > self.size:
             self._file.close()
             self._file = None
-            raise ValueError(f"flash image {self.path} is {current:#x} bytes, larger than the "
-                             f"{self.size:#x}-byte flash: delete it or use another --state-dir")
+            raise ValueError(
+                f"flash image {self.path} is {current:#x} bytes, larger than the "
+                f"{self.size:#x}-byte flash: delete it or use another --state-dir"
+            )
         if current < self.size:  # new or short image: the missing cells are erased
             self._file.seek(current)
             self._file.write(b"\xff" * (self.size - current))
@@ -72,7 +74,7 @@ class NorFlash:
             if isinstance(self._mem, mmap.mmap):
                 self._mem.flush()
 
-    def __enter__(self) -> "NorFlash":
+    def __enter__(self) -> NorFlash:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -90,7 +92,7 @@ class NorFlash:
         """Return ``length`` bytes from ``offset``."""
         with self._lock:
             mem = self._check(offset, length, "read")
-            return bytes(mem[offset:offset + length])
+            return bytes(mem[offset : offset + length])
 
     def write(self, offset: int, data: bytes) -> None:
         """Program ``data`` at ``offset``: each cell becomes old AND new (bits only go 1 → 0)."""
@@ -99,9 +101,9 @@ class NorFlash:
             mem = self._check(offset, n, "write")
             if n == 0:
                 return
-            old = int.from_bytes(mem[offset:offset + n], "little")
+            old = int.from_bytes(mem[offset : offset + n], "little")
             new = old & int.from_bytes(data, "little")
-            mem[offset:offset + n] = new.to_bytes(n, "little")
+            mem[offset : offset + n] = new.to_bytes(n, "little")
             self.bytes_written += n
             self.write_ops += 1
 
@@ -111,7 +113,7 @@ class NorFlash:
             raise ValueError(f"erase {offset:#x}+{length:#x} is not {SECTOR_SIZE:#x}-sector aligned")
         with self._lock:
             mem = self._check(offset, length, "erase")
-            mem[offset:offset + length] = b"\xff" * length
+            mem[offset : offset + length] = b"\xff" * length
             self.bytes_erased += length
             self.erase_ops += 1
 

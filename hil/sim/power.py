@@ -110,12 +110,14 @@ class ControlServer:
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
 
-    def start(self) -> "ControlServer":
+    def start(self) -> ControlServer:
         if len(os.fsencode(self.path)) >= 104:
-            raise ValueError(f"control socket path {self.path} is too long for a Unix socket "
-                             "(max ~100 bytes): use a shorter --state-dir")
+            raise ValueError(
+                f"control socket path {self.path} is too long for a Unix socket "
+                "(max ~100 bytes): use a shorter --state-dir"
+            )
         if self.path.exists() or self.path.is_symlink():
-            self.path.unlink()   # left over from a killed run; the state dir belongs to this board
+            self.path.unlink()  # left over from a killed run; the state dir belongs to this board
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(self.path))
         sock.listen(8)
@@ -127,7 +129,7 @@ class ControlServer:
     def close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
-            _shutdown(sock)   # wakes the blocked accept() (close alone does not on Linux)
+            _shutdown(sock)  # wakes the blocked accept() (close alone does not on Linux)
             sock.close()
         with self._lock:
             for client in list(self._clients):
@@ -137,7 +139,7 @@ class ControlServer:
         if self.path.exists():
             self.path.unlink()
 
-    def __enter__(self) -> "ControlServer":
+    def __enter__(self) -> ControlServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -149,7 +151,7 @@ class ControlServer:
             try:
                 conn, _ = self._sock.accept()
             except OSError:
-                break   # closed by close()
+                break  # closed by close()
             with self._lock:
                 self._clients.add(conn)
             worker = threading.Thread(target=self._serve, args=(conn,), name="control-client", daemon=True)
@@ -166,7 +168,7 @@ class ControlServer:
                     stream.write(json.dumps(reply).encode() + b"\n")
                     stream.flush()
         except OSError:
-            pass   # client went away mid-reply
+            pass  # client went away mid-reply
         finally:
             with self._lock:
                 self._clients.discard(conn)
@@ -211,7 +213,7 @@ def _shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
-        pass   # already closed by the peer
+        pass  # already closed by the peer
 
 
 class PowerSwitchError(RuntimeError):
@@ -235,8 +237,9 @@ class PowerSwitch:
                 with sock.makefile("rb") as stream:
                     line = stream.readline()
         except OSError as exc:
-            raise PowerSwitchError(f"virtual board control socket {self.socket_path}: {exc} "
-                                   "(is `hil sim` running with this --state-dir?)") from exc
+            raise PowerSwitchError(
+                f"virtual board control socket {self.socket_path}: {exc} (is `hil sim` running with this --state-dir?)"
+            ) from exc
         if not line:
             raise PowerSwitchError(f"virtual board control socket {self.socket_path} closed without a reply")
         reply = json.loads(line)

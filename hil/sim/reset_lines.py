@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-DEFAULT_STRAP_WINDOW = 0.2   # seconds after EN rises during which IO0 low still means download
+DEFAULT_STRAP_WINDOW = 0.2  # seconds after EN rises during which IO0 low still means download
 
 
 class ResetLines:
@@ -26,9 +26,9 @@ class ResetLines:
         self._cond = threading.Condition()
         self._dtr = False
         self._rts = False
-        self._io0_low_seen = False    # IO0 was low at or after the last EN rise
-        self._en_generation = 0       # counts EN rises, to notice a reset during the strap window
-        self._dtr_at_rise = False     # DTR asserted when EN last rose: IO0 may still go low
+        self._io0_low_seen = False  # IO0 was low at or after the last EN rise
+        self._en_generation = 0  # counts EN rises, to notice a reset during the strap window
+        self._dtr_at_rise = False  # DTR asserted when EN last rose: IO0 may still go low
 
     @staticmethod
     def en_for(dtr: bool, rts: bool) -> bool:

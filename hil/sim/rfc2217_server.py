@@ -43,7 +43,7 @@ class _PortShim:
 
     @baudrate.setter
     def baudrate(self, value: int) -> None:
-        self._board.uart.baudrate = int(value)   # the ROM auto-bauds to the host's rate
+        self._board.uart.baudrate = int(value)  # the ROM auto-bauds to the host's rate
 
     @property
     def dtr(self) -> bool:
@@ -82,7 +82,7 @@ class _Connection:
             try:
                 self.sock.sendall(data)
             except OSError:
-                pass   # client gone: the reader loop notices and ends the session
+                pass  # client gone: the reader loop notices and ends the session
 
     def send_serial(self, data: bytes) -> None:
         """Chip output with Telnet IAC doubled."""
@@ -105,7 +105,7 @@ class _ChunkPortManager(PortManager):
                 out += data[pos:nxt]
                 pos = nxt
             # slow path: one byte through pyserial's state machine until plain data resumes
-            out += b"".join(self.filter(data[pos:pos + 1]))
+            out += b"".join(self.filter(data[pos : pos + 1]))
             pos += 1
         return bytes(out)
 
@@ -128,15 +128,18 @@ class Rfc2217Server:
         """``rfc2217://127.0.0.1:PORT`` (valid after ``start()``)."""
         return f"rfc2217://{self.host}:{self.port}"
 
-    def start(self) -> "Rfc2217Server":
+    def start(self) -> Rfc2217Server:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self.port))
         except OSError as exc:
             listener.close()
-            raise OSError(exc.errno, f"board {self.board.name}: cannot listen on {self.host}:{self.port}: "
-                                     f"{exc.strerror}; pick another --port or use --port 0") from exc
+            raise OSError(
+                exc.errno,
+                f"board {self.board.name}: cannot listen on {self.host}:{self.port}: "
+                f"{exc.strerror}; pick another --port or use --port 0",
+            ) from exc
         listener.listen(4)
         self.port = listener.getsockname()[1]
         self._listener = listener
@@ -152,14 +155,14 @@ class Rfc2217Server:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
-                    pass   # not connected / already closed
+                    pass  # not connected / already closed
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
 
-    def __enter__(self) -> "Rfc2217Server":
+    def __enter__(self) -> Rfc2217Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -170,7 +173,7 @@ class Rfc2217Server:
             try:
                 sock, peer = self._listener.accept()
             except OSError:
-                break   # listener shut down by close()
+                break  # listener shut down by close()
             self.connections += 1
             self._active = sock
             try:
@@ -198,5 +201,5 @@ class Rfc2217Server:
                     self.board.host_write(payload)
         finally:
             self.board.uart.detach()
-            self.board.set_lines(dtr=False, rts=False)   # port closed: lines released
+            self.board.set_lines(dtr=False, rts=False)  # port closed: lines released
             log.info("board %s: RFC2217 client %s:%s disconnected", self.board.name, *peer[:2])

@@ -57,9 +57,9 @@ class Reboot(Exception):
 class Runtime(Protocol):
     """What code running on the virtual chip may use. Implemented by ``hil.sim.board``."""
 
-    chip: "ChipSpec"
-    flash: "NorFlash"
-    defects: "DefectSet"
+    chip: ChipSpec
+    flash: NorFlash
+    defects: DefectSet
     reset_cause: ResetCause
 
     def write_line(self, text: str) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from hil.sim.runtime import Halted
 
 log = logging.getLogger(__name__)
 
-RX_LIMIT = 1 << 20   # bytes buffered for the chip before new input is dropped (a full FIFO)
+RX_LIMIT = 1 << 20  # bytes buffered for the chip before new input is dropped (a full FIFO)
 
 
 class Uart:

@@ -33,7 +33,7 @@ def _primary_unchecked(rt: Runtime) -> BootedImage:
     layout = layout_for(rt.chip.name)
     data = rt.flash.read(layout.primary_slot, layout.slot_size)
     header = mb.parse_header(data)
-    app = data[header.hdr_size: header.hdr_size + min(header.img_size, layout.slot_size)]
+    app = data[header.hdr_size : header.hdr_size + min(header.img_size, layout.slot_size)]
     return BootedImage(layout.primary_slot, header, app, 0)
 
 
@@ -52,6 +52,8 @@ def run_from_flash(rt: Runtime, app: App) -> None:
 
 def boot_chain(app: App) -> Firmware:
     """The board's firmware: :func:`run_from_flash` handing over to ``app``."""
+
     def firmware(rt: Runtime) -> None:
         run_from_flash(rt, app)
+
     return firmware

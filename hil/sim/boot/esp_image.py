@@ -39,7 +39,7 @@ class Segment:
 class EspImage:
     """A parsed image; ``fault`` is ``None`` when every check passed."""
 
-    magic_word: int      # first 4 bytes LE, as the ROM prints them in ``invalid header``
+    magic_word: int  # first 4 bytes LE, as the ROM prints them in ``invalid header``
     entry: int
     spi_mode: str
     chip_id: int
@@ -64,13 +64,29 @@ def parse_esp_image(data: bytes) -> EspImage:
     segments, at, csum = [], HEADER_SIZE, CHECKSUM_SEED
     for _ in range(count):
         if at + 8 > len(data):
-            return EspImage(magic_word, entry, SPI_MODES.get(mode, "DIO"), chip_id, tuple(segments),
-                            (0, 0), ImageFault.BAD_SEGMENTS, at)
+            return EspImage(
+                magic_word,
+                entry,
+                SPI_MODES.get(mode, "DIO"),
+                chip_id,
+                tuple(segments),
+                (0, 0),
+                ImageFault.BAD_SEGMENTS,
+                at,
+            )
         addr, length = struct.unpack_from("<II", data, at)
-        body = data[at + 8: at + 8 + length]
+        body = data[at + 8 : at + 8 + length]
         if len(body) != length:
-            return EspImage(magic_word, entry, SPI_MODES.get(mode, "DIO"), chip_id, tuple(segments),
-                            (0, 0), ImageFault.BAD_SEGMENTS, at)
+            return EspImage(
+                magic_word,
+                entry,
+                SPI_MODES.get(mode, "DIO"),
+                chip_id,
+                tuple(segments),
+                (0, 0),
+                ImageFault.BAD_SEGMENTS,
+                at,
+            )
         segments.append(Segment(addr, bytes(body), at + 8))
         for byte in body:  # XOR checksum over segment data, as the ROM does
             csum ^= byte
@@ -80,12 +96,11 @@ def parse_esp_image(data: bytes) -> EspImage:
     end = checksum_at + 1
     fault = None if stored == csum else ImageFault.BAD_CHECKSUM
     if fault is None and hash_appended:
-        digest = data[end:end + 32]
+        digest = data[end : end + 32]
         if hashlib.sha256(data[:end]).digest() != digest:
             fault = ImageFault.BAD_HASH
         end += 32
-    return EspImage(magic_word, entry, SPI_MODES.get(mode, "DIO"), chip_id, tuple(segments),
-                    (stored, csum), fault, end)
+    return EspImage(magic_word, entry, SPI_MODES.get(mode, "DIO"), chip_id, tuple(segments), (stored, csum), fault, end)
 
 
 def segment_kind(load_addr: int) -> str:

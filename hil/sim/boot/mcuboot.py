@@ -58,10 +58,12 @@ class Mcuboot:
         bootable image`` (the caller then hangs like the real bootloader)."""
         self._log.inf(f"*** Booting MCUboot build {MCUBOOT_BUILD} ***")
         primary = self._trailer(PRIMARY)
-        self._log.inf(f"Primary image: magic={primary.magic.value}, swap_type=0x"
-                      f"{primary.swap_info & 0xF if primary.swap_info != 0xFF else 1:x}, "
-                      f"copy_done=0x{_flag_code(primary.copy_done):x}, "
-                      f"image_ok=0x{_flag_code(primary.image_ok):x}")
+        self._log.inf(
+            f"Primary image: magic={primary.magic.value}, swap_type=0x"
+            f"{primary.swap_info & 0xF if primary.swap_info != 0xFF else 1:x}, "
+            f"copy_done=0x{_flag_code(primary.copy_done):x}, "
+            f"image_ok=0x{_flag_code(primary.image_ok):x}"
+        )
         swap = ScratchSwap(self._rt, self._layout)
         pending = swap.read_status()
         if pending is not None:
@@ -79,8 +81,9 @@ class Mcuboot:
         if verdict.signer_key is not None:
             # Evidence that validation ran (the scenarios assert it): only printed after the hash
             # and the signature were both checked, never when a defect skipped them.
-            self._log.inf(f"Image 0: SHA-256 OK, RSA-2048 PSS signature OK, "
-                          f"key hash {mb.key_hash(verdict.signer_key).hex()[:16]}")
+            self._log.inf(
+                f"Image 0: SHA-256 OK, RSA-2048 PSS signature OK, key hash {mb.key_hash(verdict.signer_key).hex()[:16]}"
+            )
         return self._load(data, verdict)
 
     def _swap_if_requested(self, swap: ScratchSwap, primary: mb.TrailerState) -> None:
@@ -107,13 +110,12 @@ class Mcuboot:
     def _load(self, data: bytes, verdict: Verdict) -> BootedImage:
         header = verdict.header or mb.parse_header(data)
         self._log.inf(f"Loading image 0 - slot 0 from flash, area id: {AREA_IDS[PRIMARY]}")
-        app = bytes(data[header.hdr_size: header.hdr_size + header.img_size])
+        app = bytes(data[header.hdr_size : header.hdr_size + header.img_size])
         esp = parse_esp_image(app)
         for seg in esp.segments:
             kind = segment_kind(seg.load_addr)
             if kind in ("DRAM", "IRAM"):
                 paddr = self._layout.primary_slot + header.hdr_size + seg.file_offset
-                self._log.inf(f"{kind} segment: start=0x{paddr:x}, size=0x{len(seg.data):x}, "
-                              f"vaddr=0x{seg.load_addr:x}")
+                self._log.inf(f"{kind} segment: start=0x{paddr:x}, size=0x{len(seg.data):x}, vaddr=0x{seg.load_addr:x}")
         self._log.inf(f"start=0x{esp.entry:x}")
         return BootedImage(self._layout.primary_slot, header, app, esp.entry)

@@ -29,8 +29,11 @@ class SecondStage:
 def _rom_lines(rt: Runtime, image: EspImage) -> list[str]:
     """The lines a real ROM prints between the reset banner and the jump into the bootloader."""
     c6 = rt.chip.name != "esp32"
-    lines = [] if c6 else ["configsip: 0, SPIWP:0xee",
-                           "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00"]
+    lines = (
+        []
+        if c6
+        else ["configsip: 0, SPIWP:0xee", "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00"]
+    )
     if c6:
         lines.append("SPIWP:0xee")
     lines.append(f"mode:{image.spi_mode}, clock div:2")

@@ -43,7 +43,7 @@ class ScratchSwap:
         self._rt, self._layout = rt, layout
         self._status_at = layout.scratch + layout.scratch_size - SECTOR_SIZE
         self._data_limit = layout.slot_size - mb.TRAILER_SIZE  # image bytes never reach this
-        if CHUNK_SIZE > layout.scratch_size - SECTOR_SIZE:
+        if layout.scratch_size - SECTOR_SIZE < CHUNK_SIZE:
             raise ValueError(f"scratch area 0x{layout.scratch_size:x} too small for swap chunks")
 
     def read_status(self) -> SwapStatus | None:
@@ -66,8 +66,7 @@ class ScratchSwap:
         size = -(-size // SECTOR_SIZE) * SECTOR_SIZE
         self._rt.flash.erase(self._status_at, SECTOR_SIZE)
         chunks = -(-size // CHUNK_SIZE)
-        self._rt.flash.write(self._status_at,
-                             STATUS_HEADER.pack(STATUS_MAGIC, swap_type.value, 0xFF, chunks, size))
+        self._rt.flash.write(self._status_at, STATUS_HEADER.pack(STATUS_MAGIC, swap_type.value, 0xFF, chunks, size))
         self.resume(SwapStatus(swap_type, size, None))
 
     def resume(self, status: SwapStatus) -> None:

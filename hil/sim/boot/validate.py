@@ -68,12 +68,16 @@ def validate_slot(data: bytes, trusted_key_der: bytes | None, defects: DefectSet
         return Verdict(False, "SHA-256 TLV missing or mismatched", header, size)
     signature = parsed.tlv(mb.TLV_RSA2048_PSS)
     key = _signer_key(parsed, trusted_key_der, defects)
-    ok = (signature is not None and key is not None
-          and mb.verify_pss(key, bytes(data[: header.signed_size]), signature))
+    ok = signature is not None and key is not None and mb.verify_pss(key, bytes(data[: header.signed_size]), signature)
     if ok:
         return Verdict(True, "signature verified", header, size, signer_key=key)
     if "mcuboot-accept-unsigned" in defects:
         return Verdict(True, "signature not required (defect)", header, size)
-    why = ("no signature TLV" if signature is None else
-           "no trusted key matches the image" if key is None else "signature does not verify")
+    why = (
+        "no signature TLV"
+        if signature is None
+        else "no trusted key matches the image"
+        if key is None
+        else "signature does not verify"
+    )
     return Verdict(False, why, header, size)

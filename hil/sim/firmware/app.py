@@ -18,14 +18,16 @@ from hil.sim.firmware.ota_boot import check_update_outcome
 from hil.sim.firmware.upload import UploadTimer, cmd_upload
 from hil.sim.runtime import Reboot, Runtime
 
-PANIC_REBOOT_DELAY_S = 0.2   # the panic handler's time before the chip resets
+PANIC_REBOOT_DELAY_S = 0.2  # the panic handler's time before the chip resets
 
-COMMANDS = CommandTable([
-    Command("status", cmd_status, "print version, nonce and server"),
-    Command("reboot", cmd_reboot, "restart the chip"),
-    Command("upload", cmd_upload, "run one upload cycle now"),
-    Command("ota check", cmd_ota_check, "check the server for a firmware update and install it"),
-])
+COMMANDS = CommandTable(
+    [
+        Command("status", cmd_status, "print version, nonce and server"),
+        Command("reboot", cmd_reboot, "restart the chip"),
+        Command("upload", cmd_upload, "run one upload cycle now"),
+        Command("ota check", cmd_ota_check, "check the server for a firmware update and install it"),
+    ]
+)
 """The app's console commands (``help`` is the console's own: it lists whatever table it serves)."""
 
 

@@ -9,8 +9,8 @@ dispatcher has the table it serves (handlers get the device, which holds no tabl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from hil.sim.firmware.device import Device
 from hil.sim.runtime import Reboot
@@ -22,7 +22,7 @@ RESTART_POLL_S = 0.1  # how often the console task looks for an esp_restart() fr
 
 @dataclass(frozen=True)
 class Command:
-    name: str          # e.g. "status", "ota check"
+    name: str  # e.g. "status", "ota check"
     handler: Handler
     help: str
 
@@ -33,7 +33,7 @@ class CommandTable:
     def __init__(self, commands: Iterable[Command]) -> None:
         self._by_name = {c.name: c for c in commands}
 
-    def with_command(self, command: Command) -> "CommandTable":
+    def with_command(self, command: Command) -> CommandTable:
         """A copy with ``command`` added or replacing the row of the same name."""
         return CommandTable([*self._by_name.values(), command])
 

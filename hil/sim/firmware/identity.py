@@ -40,8 +40,10 @@ class DeviceIdentity:
     ca_cert: str = ""
 
     def __repr__(self) -> str:
-        return (f"DeviceIdentity(device_id={self.device_id!r}, nonce={self.nonce}, "
-                f"server_url={self.server_url!r}, secrets=<redacted>)")
+        return (
+            f"DeviceIdentity(device_id={self.device_id!r}, nonce={self.nonce}, "
+            f"server_url={self.server_url!r}, secrets=<redacted>)"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ class NvsStore:
     def __init__(self, rt: Runtime) -> None:
         layout = layout_for(rt.chip.name)
         self._rt = rt
-        self._writer = nvs.NvsWriter(rt.flash, layout.nvs, layout.nvs_size,
-                                     checkpoint=lambda key: rt.checkpoint("nvs.write", key=key))
+        self._writer = nvs.NvsWriter(
+            rt.flash, layout.nvs, layout.nvs_size, checkpoint=lambda key: rt.checkpoint("nvs.write", key=key)
+        )
 
     def load(self) -> tuple[DeviceIdentity | None, list[str]]:
         """The provisioned identity (``None`` without a device id) and NVS integrity problems."""

@@ -13,13 +13,13 @@ import json
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
-WIFI_MSS = 1400                 # bytes; what an ESP32 station's lwIP negotiates over Wi-Fi
-DEFAULT_TIMEOUT_S = 5.0         # esp_http_client's default timeout_ms
-MAX_REPLY_BYTES = 16 * 1024     # the firmware's response buffer
+WIFI_MSS = 1400  # bytes; what an ESP32 station's lwIP negotiates over Wi-Fi
+DEFAULT_TIMEOUT_S = 5.0  # esp_http_client's default timeout_ms
+MAX_REPLY_BYTES = 16 * 1024  # the firmware's response buffer
 DEFAULT_SOURCE = "127.0.0.1"
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 
@@ -46,7 +46,7 @@ class Endpoint:
     base_path: str
 
     @classmethod
-    def parse(cls, url: str) -> "Endpoint":
+    def parse(cls, url: str) -> Endpoint:
         """Split ``http(s)://host[:port][/prefix]``; ``ValueError`` names the bad URL."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -84,8 +84,9 @@ class HttpReply:
         return code if isinstance(code, str) and _CODE.fullmatch(code) else "-"
 
 
-def open_socket(host: str, port: int, *, source: str | None = DEFAULT_SOURCE,
-                timeout: float = DEFAULT_TIMEOUT_S) -> socket.socket:
+def open_socket(
+    host: str, port: int, *, source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S
+) -> socket.socket:
     """A TCP connection to *host*:*port* from *source*, MSS clamped to :data:`WIFI_MSS` before connect."""
     family = socket.AF_INET6 if source and ":" in source else socket.AF_INET
     try:
@@ -124,33 +125,78 @@ def tls_context(ca_pem: str, *, verify: bool = True) -> ssl.SSLContext:
     return ctx
 
 
-def post_json(endpoint: Endpoint, path: str, body: bytes, *, ca_pem: str = "", verify: bool = True,
-              source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S,
-              on_sent: Callable[[], None] | None = None) -> HttpReply:
+def post_json(
+    endpoint: Endpoint,
+    path: str,
+    body: bytes,
+    *,
+    ca_pem: str = "",
+    verify: bool = True,
+    source: str | None = DEFAULT_SOURCE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    on_sent: Callable[[], None] | None = None,
+) -> HttpReply:
     """POST *body* (JSON) to *path*; ``on_sent`` runs once the request is on the wire, before the reply.
 
     Raises :class:`TlsError` when the handshake fails (nothing was sent) and :class:`NetError` for
     any other failure to get a reply.
     """
-    return _request(endpoint, "POST", path, body, ca_pem=ca_pem, verify=verify, source=source,
-                    timeout=timeout, on_sent=on_sent, max_bytes=MAX_REPLY_BYTES)
+    return _request(
+        endpoint,
+        "POST",
+        path,
+        body,
+        ca_pem=ca_pem,
+        verify=verify,
+        source=source,
+        timeout=timeout,
+        on_sent=on_sent,
+        max_bytes=MAX_REPLY_BYTES,
+    )
 
 
-def get(endpoint: Endpoint, path: str, *, ca_pem: str = "", verify: bool = True,
-        source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S,
-        max_bytes: int = MAX_REPLY_BYTES) -> HttpReply:
+def get(
+    endpoint: Endpoint,
+    path: str,
+    *,
+    ca_pem: str = "",
+    verify: bool = True,
+    source: str | None = DEFAULT_SOURCE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    max_bytes: int = MAX_REPLY_BYTES,
+) -> HttpReply:
     """GET *path* (query included) on one new connection; at most *max_bytes* of the body are read.
 
     A body cut short of its ``Content-Length`` (connection dropped mid-reply) is a :class:`NetError`,
     like a timeout or a refused connection; :class:`TlsError` as for :func:`post_json`.
     """
-    return _request(endpoint, "GET", path, None, ca_pem=ca_pem, verify=verify, source=source,
-                    timeout=timeout, on_sent=None, max_bytes=max_bytes)
+    return _request(
+        endpoint,
+        "GET",
+        path,
+        None,
+        ca_pem=ca_pem,
+        verify=verify,
+        source=source,
+        timeout=timeout,
+        on_sent=None,
+        max_bytes=max_bytes,
+    )
 
 
-def _request(endpoint: Endpoint, method: str, path: str, body: bytes | None, *, ca_pem: str, verify: bool,
-             source: str | None, timeout: float, on_sent: Callable[[], None] | None,
-             max_bytes: int) -> HttpReply:
+def _request(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    body: bytes | None,
+    *,
+    ca_pem: str,
+    verify: bool,
+    source: str | None,
+    timeout: float,
+    on_sent: Callable[[], None] | None,
+    max_bytes: int,
+) -> HttpReply:
     """One request on its own connection (MSS clamp, source address, TLS against *ca_pem*)."""
     ctx = tls_context(ca_pem, verify=verify) if endpoint.scheme == "https" else None
     sock = open_socket(endpoint.host, endpoint.port, source=source, timeout=timeout)
@@ -172,8 +218,10 @@ def _request(endpoint: Endpoint, method: str, path: str, body: bytes | None, *, 
     finally:
         conn.close()
     if missing and len(data) < max_bytes:
-        raise NetError(f"request to {endpoint.host}:{endpoint.port} failed: connection closed after "
-                       f"{len(data)} of {len(data) + missing} bytes")
+        raise NetError(
+            f"request to {endpoint.host}:{endpoint.port} failed: connection closed after "
+            f"{len(data)} of {len(data) + missing} bytes"
+        )
     return HttpReply(response.status, data)
 
 

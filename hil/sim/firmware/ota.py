@@ -32,16 +32,26 @@ from hil.images.layout import layout_for
 from hil.sim.firmware import bootctl, net
 from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import OtaAttempt
-from hil.sim.firmware.ota_client import (DOWNGRADE_REFUSED, DOWNLOAD_FAILED, HASH_MISMATCH, SIGNATURE_INVALID,
-                                         TAG, Manifest, Offer, OtaClient, OtaReplyError, parse_version)
+from hil.sim.firmware.ota_client import (
+    DOWNGRADE_REFUSED,
+    DOWNLOAD_FAILED,
+    HASH_MISMATCH,
+    SIGNATURE_INVALID,
+    TAG,
+    Manifest,
+    Offer,
+    OtaClient,
+    OtaReplyError,
+    parse_version,
+)
 from hil.sim.firmware.timer import PeriodicTask
 from hil.sim.runtime import Reboot, Runtime
 
 FOTA_KEY_BYTES = 32
-MAX_CHUNK_ATTEMPTS = 3          # per chunk: first try + 2 retries, each on a new connection
-RETRY_DELAY_S = 0.5             # device time between attempts
-PROGRESS_STEP = 25              # percent between progress lines/reports
-PERIOD_KEY = "ota_period_s"     # NVS u32: seconds between periodic checks (0/absent: none)
+MAX_CHUNK_ATTEMPTS = 3  # per chunk: first try + 2 retries, each on a new connection
+RETRY_DELAY_S = 0.5  # device time between attempts
+PROGRESS_STEP = 25  # percent between progress lines/reports
+PERIOD_KEY = "ota_period_s"  # NVS u32: seconds between periodic checks (0/absent: none)
 
 
 class OtaError(Exception):
@@ -133,8 +143,10 @@ def _install(device: Device, client: OtaClient, offer: Offer, slot: SecondarySlo
     if manifest.version != offer.version:
         raise OtaError(DOWNLOAD_FAILED, f"manifest is for {manifest.version}, the server offered {offer.version}")
     if manifest.file_size > slot.capacity:
-        raise OtaError(DOWNLOAD_FAILED, f"image of {manifest.file_size} bytes does not fit the secondary slot "
-                                        f"({slot.capacity} bytes)")
+        raise OtaError(
+            DOWNLOAD_FAILED,
+            f"image of {manifest.file_size} bytes does not fit the secondary slot ({slot.capacity} bytes)",
+        )
     slot.erase()
     _download(device, client, manifest, slot, ident.fota_key)
     client.report("verifying", manifest.version)
@@ -183,8 +195,9 @@ class _Decryptor:
         try:
             return self._unpad.update(self._cbc.finalize()) + self._unpad.finalize()
         except ValueError:
-            raise OtaError(HASH_MISMATCH, "decrypted image has invalid PKCS7 padding "
-                                          "(corrupted chunk or wrong fota_key)") from None
+            raise OtaError(
+                HASH_MISMATCH, "decrypted image has invalid PKCS7 padding (corrupted chunk or wrong fota_key)"
+            ) from None
 
 
 def _download(device: Device, client: OtaClient, manifest: Manifest, slot: SecondarySlot, fota_key: bytes) -> None:
@@ -243,8 +256,11 @@ def _verify(device: Device, manifest: Manifest, slot: SecondarySlot, key: RSAPub
         except InvalidSignature:
             log.e(TAG, "Signature invalid: RSA-PSS verification with the FOTA key failed")
             raise OtaError(SIGNATURE_INVALID, "RSA-PSS signature does not verify with the FOTA public key") from None
-    skipped = [what for what, defect in (("SHA-256", "ota-skip-hash"), ("signature", "ota-skip-signature"))
-               if defect in defects]
+    skipped = [
+        what
+        for what, defect in (("SHA-256", "ota-skip-hash"), ("signature", "ota-skip-signature"))
+        if defect in defects
+    ]
     if skipped:  # the log never claims a check that did not run
         log.w(TAG, f"Image accepted without checking: {', '.join(skipped)}")
     else:
@@ -265,6 +281,6 @@ class OtaTimer(PeriodicTask):
         super().__init__(device, period_s, ota_check, name="ota-timer", tag=TAG, what="update check")
 
     @classmethod
-    def from_nvs(cls, device: Device) -> "OtaTimer":
+    def from_nvs(cls, device: Device) -> OtaTimer:
         """A timer with the provisioned period (disabled when 0, absent or unprovisioned)."""
         return cls(device, device.store.setting_u32(PERIOD_KEY) if device.identity is not None else 0)

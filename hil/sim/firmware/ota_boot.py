@@ -32,8 +32,14 @@ def check_update_outcome(device: Device) -> None:
         device.store.clear_ota_attempt()
     elif attempt is not None:
         device.log.w(TAG, f"Update to {attempt.to_version} was rolled back; running {device.version}")
-        _report(device, "rolled_back", attempt.to_version, rolled_back_to=device.version, error_code=BOOT_FAILED,
-                error_message=f"{attempt.to_version} was not confirmed; MCUboot reverted to {device.version}")
+        _report(
+            device,
+            "rolled_back",
+            attempt.to_version,
+            rolled_back_to=device.version,
+            error_code=BOOT_FAILED,
+            error_message=f"{attempt.to_version} was not confirmed; MCUboot reverted to {device.version}",
+        )
         device.store.clear_ota_attempt()
 
 
@@ -84,4 +90,3 @@ def _report(device: Device, status: str, version: str, **fields: object) -> None
         device.log.w(TAG, f"Status report '{status}' failed: {exc}")
         return
     client.report(status, version, **fields)
-

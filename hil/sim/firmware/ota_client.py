@@ -24,8 +24,8 @@ CHECK_PATH = "/api/ota/check/{device_id}?version={version}"
 DOWNLOAD_PATH = "/api/ota/download/{version}/{chunk}"
 STATUS_PATH = "/api/ota/status"
 AES_BLOCK = 16
-MAX_CHUNK_SIZE = 8192          # the firmware's download buffer
-MAX_SIGNATURE_BYTES = 512      # RSA-4096 at most
+MAX_CHUNK_SIZE = 8192  # the firmware's download buffer
+MAX_SIGNATURE_BYTES = 512  # RSA-4096 at most
 _VERSION = re.compile(r"(\d{1,5})\.(\d{1,5})\.(\d{1,5})")
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _URL_PATH = re.compile(r"/[A-Za-z0-9._~/%-]{1,200}")
@@ -142,8 +142,10 @@ def parse_manifest(reply: net.HttpReply) -> Manifest:
     )
     expected = -(-manifest.cipher_size // manifest.chunk_size)
     if manifest.total_chunks != expected:
-        raise OtaReplyError(f"total_chunks {manifest.total_chunks} does not match file_size {manifest.file_size} "
-                            f"in chunks of {manifest.chunk_size} ({expected})")
+        raise OtaReplyError(
+            f"total_chunks {manifest.total_chunks} does not match file_size {manifest.file_size} "
+            f"in chunks of {manifest.chunk_size} ({expected})"
+        )
     return manifest
 
 
@@ -157,8 +159,12 @@ class OtaClient:
             raise ValueError("device not provisioned with device_id/server_url")
         self._device = device
         self.endpoint = net.Endpoint.parse(ident.server_url)  # ValueError names a bad URL
-        self._options = dict(ca_pem=ident.ca_cert, verify="tls-no-verify" not in device.rt.defects,
-                             source=getattr(device.rt, "net_address", net.DEFAULT_SOURCE), timeout=timeout)
+        self._options = dict(
+            ca_pem=ident.ca_cert,
+            verify="tls-no-verify" not in device.rt.defects,
+            source=getattr(device.rt, "net_address", net.DEFAULT_SOURCE),
+            timeout=timeout,
+        )
 
     @property
     def device_id(self) -> str:

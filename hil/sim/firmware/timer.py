@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from hil.sim.firmware import net
 from hil.sim.firmware.device import Device
@@ -26,8 +26,9 @@ class PeriodicTask:
     ``__exit__``) rather than leaving it to the next ``Halted``. ``period_s`` 0 disables the task.
     """
 
-    def __init__(self, device: Device, period_s: float, job: Callable[[Device], object], *,
-                 name: str, tag: str, what: str) -> None:
+    def __init__(
+        self, device: Device, period_s: float, job: Callable[[Device], object], *, name: str, tag: str, what: str
+    ) -> None:
         self._device = device
         self.period_s = period_s
         self._job = job
@@ -35,7 +36,7 @@ class PeriodicTask:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "PeriodicTask":
+    def start(self) -> PeriodicTask:
         """Start the task (no-op when the period is 0): logs ``Periodic <what> every N s``."""
         if self.period_s > 0 and self._thread is None:
             self._device.log.i(self._tag, f"Periodic {self._what} every {self.period_s:g} s")
@@ -50,8 +51,9 @@ class PeriodicTask:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():  # not raised: it would mask the Reboot/Halted that ended the app
-                _host_log.warning("%s still running %.0f s after the app stopped (blocked in a network "
-                                  "call?)", self._name, timeout)
+                _host_log.warning(
+                    "%s still running %.0f s after the app stopped (blocked in a network call?)", self._name, timeout
+                )
 
     def _run(self) -> None:
         rt = self._device.rt
@@ -64,7 +66,7 @@ class PeriodicTask:
         except Reboot as reboot:
             self._device.request_restart(reboot.reason)
 
-    def __enter__(self) -> "PeriodicTask":
+    def __enter__(self) -> PeriodicTask:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -35,13 +35,22 @@ from hil.sim.firmware.timer import PeriodicTask
 from hil.sim.runtime import Runtime
 
 UPLOAD_PATH = "/api/upload/data"
-MAX_ATTEMPTS = 3            # first try + 2 retries
-RETRY_DELAY_S = 1.0         # device time between attempts
+MAX_ATTEMPTS = 3  # first try + 2 retries
+RETRY_DELAY_S = 1.0  # device time between attempts
 TAG = "upload"
 # Nominal value and swing of each register (an inverter around midday).
-_NOMINAL = {"Vac1": (230.0, 3.0), "Iac1": (4.3, 0.4), "Fac1": (50.0, 0.05), "Vpv1": (320.0, 12.0),
-            "Vpv2": (310.0, 12.0), "Ipv1": (5.1, 0.6), "Ipv2": (4.8, 0.6), "Temp": (38.0, 4.0),
-            "Pow": (1000.0, 120.0), "Pac": (980.0, 115.0)}
+_NOMINAL = {
+    "Vac1": (230.0, 3.0),
+    "Iac1": (4.3, 0.4),
+    "Fac1": (50.0, 0.05),
+    "Vpv1": (320.0, 12.0),
+    "Vpv2": (310.0, 12.0),
+    "Ipv1": (5.1, 0.6),
+    "Ipv2": (4.8, 0.6),
+    "Temp": (38.0, 4.0),
+    "Pow": (1000.0, 120.0),
+    "Pac": (980.0, 115.0),
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class UploadSettings:
     period_s: int = 0
 
     @classmethod
-    def load(cls, rt: Runtime) -> "UploadSettings":
+    def load(cls, rt: Runtime) -> UploadSettings:
         """Read ``ecowatt/encrypt`` and ``ecowatt/upload_period_s`` from the NVS partition."""
         layout = layout_for(rt.chip.name)
         image = nvs.parse(rt.flash.read(layout.nvs, layout.nvs_size))
@@ -147,12 +156,22 @@ def _send(device: Device, endpoint: net.Endpoint, packet: UploadPacket, count: i
     log, rt, ident = device.log, device.rt, device.identity
     assert ident is not None
     body = packet.to_json()
-    log.i(TAG, f"Sending {count} readings ({len(body)} bytes, "
-               f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(UPLOAD_PATH)}, nonce {packet.nonce}")
+    log.i(
+        TAG,
+        f"Sending {count} readings ({len(body)} bytes, "
+        f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(UPLOAD_PATH)}, nonce {packet.nonce}",
+    )
+
     def post(to: net.Endpoint) -> net.HttpReply:
-        return net.post_json(to, UPLOAD_PATH, body, ca_pem=ident.ca_cert, verify="tls-no-verify" not in rt.defects,
-                             source=getattr(rt, "net_address", net.DEFAULT_SOURCE),
-                             on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce))
+        return net.post_json(
+            to,
+            UPLOAD_PATH,
+            body,
+            ca_pem=ident.ca_cert,
+            verify="tls-no-verify" not in rt.defects,
+            source=getattr(rt, "net_address", net.DEFAULT_SOURCE),
+            on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce),
+        )
 
     try:
         try:
@@ -180,7 +199,7 @@ class UploadTimer(PeriodicTask):
         super().__init__(device, period_s, upload_cycle, name="upload-timer", tag=TAG, what="upload")
 
     @classmethod
-    def from_nvs(cls, device: Device) -> "UploadTimer":
+    def from_nvs(cls, device: Device) -> UploadTimer:
         """A timer with the provisioned period (disabled when 0, absent or unprovisioned)."""
         period = UploadSettings.load(device.rt).period_s if device.identity is not None else 0
         return cls(device, period)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hil.images.layout import SECTOR_SIZE
 from hil.sim.chips import ChipSpec
@@ -21,14 +21,14 @@ from hil.sim.flash import NorFlash
 from hil.sim.loader import protocol as p
 from hil.sim.loader.registers import ChipRegisters
 
-ROM_SYNC_VALUE = 0x55552007   # what a real ESP32 ROM puts in the SYNC reply's value field
+ROM_SYNC_VALUE = 0x55552007  # what a real ESP32 ROM puts in the SYNC reply's value field
 
 
 @dataclass(frozen=True)
 class After:
     """Something to do once the response was sent."""
 
-    kind: str          # "repeat" | "ohai" | "baud" | "stream" | "leave"
+    kind: str  # "repeat" | "ohai" | "baud" | "stream" | "leave"
     args: tuple = ()
 
 
@@ -42,7 +42,7 @@ class _Download:
     blocksize: int
     next_seq: int = 0
     written: int = 0
-    inflater: "zlib._Decompress | None" = None
+    inflater: zlib._Decompress | None = None
 
 
 def _sector_span(offset: int, size: int) -> tuple[int, int]:
@@ -54,8 +54,15 @@ def _sector_span(offset: int, size: int) -> tuple[int, int]:
 class LoaderCommands:
     """The command set; ``stub`` switches dialect (status bytes, MD5 format, stub-only ops)."""
 
-    def __init__(self, chip: ChipSpec, flash: NorFlash, efuses: Efuses, defects: DefectSet,
-                 registers: ChipRegisters, current_baud: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        chip: ChipSpec,
+        flash: NorFlash,
+        efuses: Efuses,
+        defects: DefectSet,
+        registers: ChipRegisters,
+        current_baud: Callable[[], int],
+    ) -> None:
         self.chip = chip
         self.flash = flash
         self.efuses = efuses
@@ -66,7 +73,7 @@ class LoaderCommands:
         self._flash_ops_at_start = flash.write_ops + flash.erase_ops
         self._flash_dl: _Download | None = None
         self._mem_dl: _Download | None = None
-        self.handled: list[int] = []   # ops answered, for tests
+        self.handled: list[int] = []  # ops answered, for tests
         self._table: dict[int, tuple[Callable[[p.Request], tuple[int, bytes, After | None]], str]] = {
             p.SYNC: (self._sync, "both"),
             p.READ_REG: (self._read_reg, "both"),
@@ -105,9 +112,11 @@ class LoaderCommands:
             req = p.Request.parse(frame)
             entry = self._table.get(req.op)
             if entry is None or entry[1] == ("rom" if self.stub else "stub"):
-                raise p.CommandError(p.ROM_INVALID_MESSAGE, p.STUB_INVALID_COMMAND,
-                                     f"op {req.op:#04x} is not supported by the "
-                                     f"{'stub' if self.stub else 'ROM'} loader")
+                raise p.CommandError(
+                    p.ROM_INVALID_MESSAGE,
+                    p.STUB_INVALID_COMMAND,
+                    f"op {req.op:#04x} is not supported by the {'stub' if self.stub else 'ROM'} loader",
+                )
             value, data, after = entry[0](req)
         except p.CommandError as err:
             return p.response(op, 0, b"", self.status_error(err)), None
@@ -133,11 +142,13 @@ class LoaderCommands:
 
     def _security_info(self, req: p.Request):
         req.words(0)
-        if self.chip.name == "esp32":   # the ESP32 ROM predates this command
-            raise p.CommandError(p.ROM_INVALID_MESSAGE, p.STUB_INVALID_COMMAND,
-                                 "GET_SECURITY_INFO is not implemented on ESP32")
-        info = struct.pack("<IB7BII", self.efuses.security_flags(), self.efuses.crypt_cnt(),
-                           *([0] * 7), self.chip.image_chip_id, 0)
+        if self.chip.name == "esp32":  # the ESP32 ROM predates this command
+            raise p.CommandError(
+                p.ROM_INVALID_MESSAGE, p.STUB_INVALID_COMMAND, "GET_SECURITY_INFO is not implemented on ESP32"
+            )
+        info = struct.pack(
+            "<IB7BII", self.efuses.security_flags(), self.efuses.crypt_cnt(), *([0] * 7), self.chip.image_chip_id, 0
+        )
         return 0, info, None
 
     def _change_baud(self, req: p.Request):
@@ -153,9 +164,12 @@ class LoaderCommands:
     def _spi_set_params(self, req: p.Request):
         _fl_id, total, _block, sector, page, _mask = req.words(6)
         if total > self.flash.size or sector != SECTOR_SIZE or page != 256:
-            raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_DATA_LEN,
-                                 f"SPI params size={total:#x} sector={sector:#x} page={page} do not "
-                                 f"match the {self.flash.size:#x}-byte flash")
+            raise p.CommandError(
+                p.ROM_FAILED,
+                p.STUB_BAD_DATA_LEN,
+                f"SPI params size={total:#x} sector={sector:#x} page={page} do not "
+                f"match the {self.flash.size:#x}-byte flash",
+            )
         return 0, b"", None
 
     # -- RAM download (the stub upload) -----------------------------------------------------------------
@@ -173,7 +187,7 @@ class LoaderCommands:
         seq, body = req.block()
         if seq >= dl.blocks or len(body) > dl.blocksize:
             raise p.CommandError(p.ROM_FAILED, p.STUB_TOO_MUCH_DATA, f"MEM_DATA seq {seq} past the end")
-        dl.written += len(body)   # RAM contents are not executed: the stub is modelled, not emulated
+        dl.written += len(body)  # RAM contents are not executed: the stub is modelled, not emulated
         return 0, b"", None
 
     def _mem_end(self, req: p.Request):
@@ -187,13 +201,17 @@ class LoaderCommands:
     def _flash_begin(self, req: p.Request):
         size, blocks, blocksize, offset, *rest = req.words(4, allow_more=(5,))
         if rest and rest[0]:
-            raise p.CommandError(p.ROM_FAILED, p.STUB_FAILED_SPI_OP,
-                                 "encrypted flash writes are not supported by the virtual board")
+            raise p.CommandError(
+                p.ROM_FAILED, p.STUB_FAILED_SPI_OP, "encrypted flash writes are not supported by the virtual board"
+            )
         if blocksize == 0 or offset + size > self.flash.size:
-            raise p.CommandError(p.ROM_FAILED, p.STUB_TOO_MUCH_DATA,
-                                 f"write {offset:#x}+{size:#x} does not fit the {self.flash.size:#x}-byte flash")
+            raise p.CommandError(
+                p.ROM_FAILED,
+                p.STUB_TOO_MUCH_DATA,
+                f"write {offset:#x}+{size:#x} does not fit the {self.flash.size:#x}-byte flash",
+            )
         if size:
-            self.flash.erase(*_sector_span(offset, size))   # ROM erases up front; the stub as it goes
+            self.flash.erase(*_sector_span(offset, size))  # ROM erases up front; the stub as it goes
         inflater = zlib.decompressobj() if req.op == p.FLASH_DEFL_BEGIN else None
         self._flash_dl = _Download(offset, size, blocks, blocksize, inflater=inflater)
         return 0, b"", None
@@ -201,18 +219,24 @@ class LoaderCommands:
     def _active(self, op: int, compressed: bool) -> _Download:
         dl = self._flash_dl
         if dl is None or (dl.inflater is not None) != compressed:
-            raise p.CommandError(p.ROM_FAILED, p.STUB_NOT_IN_FLASH_MODE,
-                                 f"op {op:#04x} without a matching FLASH_{'DEFL_' if compressed else ''}BEGIN")
+            raise p.CommandError(
+                p.ROM_FAILED,
+                p.STUB_NOT_IN_FLASH_MODE,
+                f"op {op:#04x} without a matching FLASH_{'DEFL_' if compressed else ''}BEGIN",
+            )
         return dl
 
     def _flash_data(self, req: p.Request):
         dl = self._active(req.op, compressed=False)
         seq, body = req.block()
         if seq >= dl.blocks or len(body) > dl.blocksize:
-            raise p.CommandError(p.ROM_FLASH_WRITE_ERR, p.STUB_TOO_MUCH_DATA,
-                                 f"FLASH_DATA seq {seq} is past the {dl.blocks} blocks announced")
+            raise p.CommandError(
+                p.ROM_FLASH_WRITE_ERR,
+                p.STUB_TOO_MUCH_DATA,
+                f"FLASH_DATA seq {seq} is past the {dl.blocks} blocks announced",
+            )
         start = dl.offset + seq * dl.blocksize
-        self.flash.write(start, body[:max(0, self.flash.size - start)])
+        self.flash.write(start, body[: max(0, self.flash.size - start)])
         dl.next_seq = seq + 1
         return 0, b"", None
 
@@ -220,17 +244,21 @@ class LoaderCommands:
         dl = self._active(req.op, compressed=True)
         seq, body = req.block()
         if seq == dl.next_seq - 1:
-            return 0, b"", None   # a retry of a block we took (the host lost our reply)
+            return 0, b"", None  # a retry of a block we took (the host lost our reply)
         if seq != dl.next_seq:
-            raise p.CommandError(p.ROM_INVALID_MESSAGE, p.STUB_BAD_DATA_LEN,
-                                 f"FLASH_DEFL_DATA seq {seq}, expected {dl.next_seq}")
+            raise p.CommandError(
+                p.ROM_INVALID_MESSAGE, p.STUB_BAD_DATA_LEN, f"FLASH_DEFL_DATA seq {seq}, expected {dl.next_seq}"
+            )
         try:
             out = dl.inflater.decompress(body)
         except zlib.error as exc:
             raise p.CommandError(p.ROM_DEFLATE_ERR, p.STUB_INFLATE_ERROR, f"inflate failed: {exc}") from None
         if dl.written + len(out) > dl.size:
-            raise p.CommandError(p.ROM_DEFLATE_ERR, p.STUB_TOO_MUCH_DATA,
-                                 f"compressed stream inflates past the announced {dl.size:#x} bytes")
+            raise p.CommandError(
+                p.ROM_DEFLATE_ERR,
+                p.STUB_TOO_MUCH_DATA,
+                f"compressed stream inflates past the announced {dl.size:#x} bytes",
+            )
         self.flash.write(dl.offset + dl.written, out)
         dl.written += len(out)
         dl.next_seq = seq + 1
@@ -247,8 +275,11 @@ class LoaderCommands:
     # -- flash reading / erasing --------------------------------------------------------------------
     def _range(self, offset: int, size: int) -> None:
         if offset + size > self.flash.size:
-            raise p.CommandError(p.ROM_FLASH_READ_ERR, p.STUB_TOO_MUCH_DATA,
-                                 f"{offset:#x}+{size:#x} is past the end of the {self.flash.size:#x}-byte flash")
+            raise p.CommandError(
+                p.ROM_FLASH_READ_ERR,
+                p.STUB_TOO_MUCH_DATA,
+                f"{offset:#x}+{size:#x} is past the end of the {self.flash.size:#x}-byte flash",
+            )
 
     def _md5(self, req: p.Request):
         addr, size, _, _ = req.words(4)
@@ -282,8 +313,7 @@ class LoaderCommands:
     def _erase_region(self, req: p.Request):
         offset, size = req.words(2)
         if offset % SECTOR_SIZE or size % SECTOR_SIZE:
-            raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_DATA_LEN,
-                                 f"erase {offset:#x}+{size:#x} is not 4 KiB aligned")
+            raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_DATA_LEN, f"erase {offset:#x}+{size:#x} is not 4 KiB aligned")
         self._range(offset, size)
         self.flash.erase(offset, size)
         return 0, b"", None

@@ -93,7 +93,7 @@ class Request:
     data: bytes
 
     @classmethod
-    def parse(cls, frame: bytes) -> "Request":
+    def parse(cls, frame: bytes) -> Request:
         """Parse a frame; raises ``CommandError`` (invalid message) naming what is wrong."""
         if len(frame) < 8:
             raise invalid(f"frame of {len(frame)} bytes is shorter than the 8-byte header")
@@ -121,8 +121,7 @@ class Request:
         if size != len(body):
             raise invalid(f"op {self.op:#04x}: block header says {size} bytes, got {len(body)}")
         if checksum(body) != self.checksum & 0xFF:
-            raise CommandError(ROM_BAD_CHECKSUM, STUB_BAD_DATA_CHECKSUM,
-                               f"op {self.op:#04x} seq {seq}: bad checksum")
+            raise CommandError(ROM_BAD_CHECKSUM, STUB_BAD_DATA_CHECKSUM, f"op {self.op:#04x} seq {seq}: bad checksum")
         return seq, body
 
 

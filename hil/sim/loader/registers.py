@@ -7,7 +7,7 @@ Any other address behaves as RAM (reads back what was written, 0 before).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from hil.sim.efuse import Efuses
 from hil.sim.loader.spi import LAYOUTS, SpiController
@@ -19,8 +19,8 @@ XTAL_HZ = 40_000_000
 _FIXED: dict[str, dict[int, int]] = {
     "esp32": {
         CHIP_DETECT_MAGIC_REG: 0x00F01D83,
-        0x3FF6607C: 0x80000000 | 0x16042000,   # APB_CTL_DATE: bit 31 = ECO3 (major revision 3)
-        0x3FF5F06C: 1024 << 7,                 # RTCCALICFG1: with CK8M=100 the ROM estimates 40 MHz
+        0x3FF6607C: 0x80000000 | 0x16042000,  # APB_CTL_DATE: bit 31 = ECO3 (major revision 3)
+        0x3FF5F06C: 1024 << 7,  # RTCCALICFG1: with CK8M=100 the ROM estimates 40 MHz
     },
     "esp32c6": {
         CHIP_DETECT_MAGIC_REG: 0x2CE0806F,

@@ -20,7 +20,7 @@ from hil.sim.loader.registers import ChipRegisters
 
 log = logging.getLogger(__name__)
 
-DOWNLOAD_STRAP = 0x03   # GPIO_STRAP value with IO0 low (boot:0x3)
+DOWNLOAD_STRAP = 0x03  # GPIO_STRAP value with IO0 low (boot:0x3)
 
 
 class LoaderIO(Protocol):
@@ -50,8 +50,7 @@ class LeaveLoader:
 class LoaderSession:
     """One stay in download mode, from the ``waiting for download`` banner to a reset or run."""
 
-    def __init__(self, chip: ChipSpec, flash: NorFlash, efuses: Efuses, defects: DefectSet,
-                 io: LoaderIO) -> None:
+    def __init__(self, chip: ChipSpec, flash: NorFlash, efuses: Efuses, defects: DefectSet, io: LoaderIO) -> None:
         self.io = io
         self.registers = ChipRegisters(chip.name, efuses, lambda: io.baudrate, DOWNLOAD_STRAP)
         self.commands = LoaderCommands(chip, flash, efuses, defects, self.registers, lambda: io.baudrate)
@@ -87,7 +86,7 @@ class LoaderSession:
             self._do(after, body)
 
     def _do(self, after: After, body: bytes) -> None:
-        if after.kind == "repeat":   # the ROM answers SYNC eight times; esptool reads them all
+        if after.kind == "repeat":  # the ROM answers SYNC eight times; esptool reads them all
             for _ in range(after.args[0]):
                 self._send(body)
         elif after.kind == "ohai":

@@ -17,9 +17,12 @@ SPI_USR1_ADDR_LEN_SHIFT = 26
 
 # W25Q32JV SFDP: signature, header, first parameter headers; unread cells read 0xFF.
 SFDP_TABLE = bytes.fromhex(
-    "53464450" "060101ff"           # "SFDP", rev 1.6, 2 headers, unused
-    "00060110" "800000ff"           # JEDEC basic flash parameter table at 0x80, 16 dwords
-    "84000102" "d00000ff"           # 4-byte address instruction table at 0xD0
+    "53464450"
+    "060101ff"  # "SFDP", rev 1.6, 2 headers, unused
+    "00060110"
+    "800000ff"  # JEDEC basic flash parameter table at 0x80, 16 dwords
+    "84000102"
+    "d00000ff"  # 4-byte address instruction table at 0xD0
 )
 
 
@@ -52,7 +55,7 @@ class FlashIdentity:
 
     manufacturer: int = 0xEF
     memory_type: int = 0x40
-    capacity_code: int = 0x16   # 2^22 bytes = 4 MiB
+    capacity_code: int = 0x16  # 2^22 bytes = 4 MiB
 
     def rdid(self) -> bytes:
         return bytes((self.manufacturer, self.memory_type, self.capacity_code))
@@ -87,7 +90,7 @@ class SpiController:
         address = 0
         if usr & SPI_USR_ADDR:
             addr_bits = ((regs.get(lay.usr1, 0) >> SPI_USR1_ADDR_LEN_SHIFT) & 0x3F) + 1
-            address = regs.get(0x04, 0) >> (32 - addr_bits)   # MSB-aligned in SPI_ADDR
+            address = regs.get(0x04, 0) >> (32 - addr_bits)  # MSB-aligned in SPI_ADDR
         if not usr & SPI_USR_MISO:
             return  # write-only command (WREN, reset, ...): nothing comes back
         miso_bits = (regs.get(lay.miso_dlen, 0) & 0xFFFFFF) + 1
@@ -98,10 +101,10 @@ class SpiController:
         regs[lay.w0] = word
 
     def _reply(self, command: int, address: int, nbytes: int) -> bytes:
-        if command == 0x9F:                       # RDID
+        if command == 0x9F:  # RDID
             return self.identity.rdid()
-        if command == 0x5A:                       # RDSFDP
-            return SFDP_TABLE[address:address + nbytes].ljust(nbytes, b"\xff")
-        if command in (0x05, 0x35, 0x15):         # status registers: idle, no protection
+        if command == 0x5A:  # RDSFDP
+            return SFDP_TABLE[address : address + nbytes].ljust(nbytes, b"\xff")
+        if command in (0x05, 0x35, 0x15):  # status registers: idle, no protection
             return b"\x00" * nbytes
-        return b"\xff" * nbytes                   # nothing drives MISO
+        return b"\xff" * nbytes  # nothing drives MISO
