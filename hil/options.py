@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -32,8 +32,12 @@ class OptionSpec:
     def dest(self) -> str:
         return "hil_" + self.name.replace("-", "_")
 
-    def ini_type(self) -> str | None:
-        return {"append": "args", "store_true": "bool"}.get(self.action, "string")
+    def ini_type(self) -> Literal["args", "bool", "string"]:
+        if self.action == "append":
+            return "args"
+        if self.action == "store_true":
+            return "bool"
+        return "string"
 
 
 def register_options(parser: pytest.Parser, specs: Iterable[OptionSpec]) -> None:

@@ -81,6 +81,12 @@ class HilSettings:
         def path(value: str | None) -> Path | None:
             return None if value is None else (root / value if not Path(value).is_absolute() else Path(value))
 
+        def required_path(dest: str) -> Path:
+            value = path(opt[dest])
+            if value is None:  # the option declares a default: None means its OptionSpec lost it
+                raise pytest.UsageError(f"--{dest.replace('_', '-')} has no value and no default")
+            return value
+
         return cls(
             ports=tuple(opt["hil_port"] or ()),
             boards_file=path(opt["hil_boards"]),
@@ -91,9 +97,9 @@ class HilSettings:
             lock_timeout=float(opt["hil_lock_timeout"]),
             flash_baud=int(opt["hil_flash_baud"] or 0),
             reflash=bool(opt["hil_reflash"]),
-            firmware_dir=path(opt["hil_firmware_dir"]),
+            firmware_dir=required_path("hil_firmware_dir"),
             firmware_profile=opt["hil_firmware_profile"],
-            logs_dir=path(opt["hil_logs_dir"]),
+            logs_dir=required_path("hil_logs_dir"),
             keys_dir=root / "firmware_builds" / "keys",  # the TEST ONLY keys every build trusts
             server_url=opt["hil_server_url"],
             server_ca=path(opt["hil_server_ca"]),

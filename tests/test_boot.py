@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 
 from hil.board.board import Board
+from hil.board.flash_app import flash_app, flash_plan
 from hil.images.index import Index
 from hil.images.variants import VARIANTS
-from hil.board.flash_app import flash_app, flash_plan
-
 
 BOOT_TIMEOUT = 5.0
 

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from hil.board.board import Board
+from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from hil.images.index import Index
 from hil.images.keys import KeyStore
 from hil.images.nvs_gen import DeviceIdentity, lab_identity
+from hil.net.attacker import Attacker, reply_json
 from hil.net.fallback import Capture
 from hil.net.flows import Flow, flows_from_pcap
 from hil.net.forge import UPLOAD_PATH, craft, flip_mac, with_device_id, with_nonce
@@ -29,10 +31,7 @@ from hil.net.summary import format_table, summarize
 from hil.protocol.readings import Readings
 from hil.protocol.upload import open_packet
 from hil.server.config import DeviceKeys, load_devices
-from hil.net.attacker import Attacker, reply_json
-from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from hil.server.under_test import ServerFactory, ServerUnderTest
-
 
 REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
 FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from hil.settings import settings
 from hil.images.build import load_or_build
 from hil.ota.board import OtaBoard
 from hil.ota.sweep import CutPoint, sweep_points
 from hil.server.under_test import ServerUnderTest
-
+from hil.settings import settings
 
 FAULT_CHUNK = 5   # early in the download: a failure path costs little time
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from hil.board.board import Board
+from hil.board.flash_app import flash_app
 from hil.flashing import FlashRegion
 from hil.images import mcuboot
 from hil.images.index import Index
 from hil.images.layout import SECTOR_SIZE, layout_for
-from hil.board.flash_app import flash_app
-
 
 BOOT_TIMEOUT = 5.0
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 
 from hil.board.board import Board
+from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from hil.images.nvs_gen import DeviceIdentity
+from hil.net.attacker import Attacker, reply_json
 from hil.net.forge import flip_mac, mutations, with_nonce
 from hil.protocol.errors import ProtocolError
 from hil.protocol.upload import open_packet
-from hil.net.attacker import Attacker, reply_json
-from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from hil.server.under_test import ServerFactory, ServerUnderTest
 
 

@@ -10,13 +10,12 @@ import time
 import pytest
 
 from hil.images.nvs_gen import DeviceIdentity
+from hil.net.attacker import Attacker, reply_json
 from hil.net.forge import craft, to_body
 from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.protocol.upload import MAX_BODY_BYTES, UploadPacket
-from hil.net.attacker import Attacker, reply_json
 from hil.server.nonce_book import NonceBook
 from hil.server.under_test import ServerFactory, ServerUnderTest
-
 
 PARALLEL_COPIES = 32
 

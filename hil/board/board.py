@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import serial
-
 from hil.board.drivers import CheckpointPowerDriver, CommandPowerDriver, PowerDriver, ResetDriver, SerialLinesReset
 from hil.board.spec import BoardSpec
 from hil.board.transport import open_port
 from hil.console import Console, FirmwareProfile
 from hil.flashing import FlashRegion, FlashReport, erase_port, flash_port
 from hil.flashing.session import ProgressFn
+from hil.serial_port import SerialPort
 
 
 class BoardError(RuntimeError):
@@ -51,7 +50,7 @@ class Board:
         *,
         profile: FirmwareProfile | None = None,
         power: PowerDriver | None = None,
-        reset_driver: Callable[[serial.SerialBase], ResetDriver] = SerialLinesReset,
+        reset_driver: Callable[[SerialPort], ResetDriver] = SerialLinesReset,
         flash_baud: int | None = None,
     ) -> None:
         self.spec = spec
@@ -61,7 +60,7 @@ class Board:
             self._power = CommandPowerDriver(spec.name, spec.power_command)
         self._reset_driver_factory = reset_driver
         self.flash_baud = flash_baud
-        self._port: serial.SerialBase | None = None
+        self._port: SerialPort | None = None
         self._console: Console | None = None
 
     @property
@@ -103,7 +102,7 @@ class Board:
         return self._console
 
     @property
-    def port(self) -> serial.SerialBase:
+    def port(self) -> SerialPort:
         """The open serial port (for tools; prefer console/flash)."""
         if self._port is None:
             raise BoardError(f"board {self.name} ({self.spec.port}) is not open: call open() first")
@@ -145,7 +144,7 @@ class Board:
         self.console.expect_reset(ARMED_CUT_WINDOW)  # the reboot after the cut is not a crash
         return ArmedPowerCut(self.name, driver, checkpoint, expected)
 
-    def _with_loader(self, run: Callable[[serial.SerialBase], FlashReport], reset: bool) -> FlashReport:
+    def _with_loader(self, run: Callable[[SerialPort], FlashReport], reset: bool) -> FlashReport:
         console = self.console
         try:
             with console.pause() as port:

@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         rows.append((spec.name, spec.port, chip, mac, ",".join(sorted(spec.capabilities)) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
     return status
 
 

@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Any, Protocol, runtime_checkable
 
-import serial
+from hil.serial_port import SerialPort
 
 RESET_PULSE = 0.1  # EN held low (esptool uses 100 ms)
 BOOT_HOLD = 0.05  # IO0 held low after EN rises, for the ROM to sample it
@@ -33,15 +33,16 @@ class ResetDriver(Protocol):
 
 @runtime_checkable
 class PowerDriver(Protocol):
-    """Cuts and restores a board's power."""
+    """Cuts and restores a board's power. Return values are not used (``object``: the virtual
+    board's power switch returns its control socket's reply)."""
 
-    def off(self) -> None:
+    def off(self) -> object:
         """Cut power."""
 
-    def on(self) -> None:
+    def on(self) -> object:
         """Restore power."""
 
-    def cycle(self) -> None:
+    def cycle(self) -> object:
         """Cut and restore power."""
 
 
@@ -71,7 +72,7 @@ def _hold(seconds: float) -> None:
 class SerialLinesReset:
     """DTR/RTS sequences on an open serial port (esptool's HardReset and ClassicReset)."""
 
-    def __init__(self, port: serial.SerialBase) -> None:
+    def __init__(self, port: SerialPort) -> None:
         self._port = port
 
     def hard_reset(self) -> None:

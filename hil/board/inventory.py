@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar, overload
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (requires-python >= 3.10): tomllib is tomli, adopted into the standard library in 3.11
+    import tomli as tomllib
 
 from hil.board.spec import CAPABILITIES, KNOWN_CHIPS, BoardSpec
 
@@ -93,11 +98,18 @@ def _check_unique(specs: Iterable[BoardSpec], where: str) -> None:
         seen.add(spec.name)
 
 
-def _field(where: str, entry: Mapping, key: str, kind: type, default: object = None) -> object:
+_T = TypeVar("_T")
+
+
+@overload
+def _field(where: str, entry: Mapping[str, object], key: str, kind: type[_T]) -> _T | None: ...
+@overload
+def _field(where: str, entry: Mapping[str, object], key: str, kind: type[_T], default: _T) -> _T: ...
+def _field(where: str, entry: Mapping[str, object], key: str, kind: type[_T], default: _T | None = None) -> _T | None:
     value = entry.get(key, default)
-    if value is not None and not isinstance(value, kind):
-        raise InventoryError(f"{where}: field {key!r} must be a {kind.__name__}, got {value!r}")
-    return value
+    if value is None or isinstance(value, kind):
+        return value
+    raise InventoryError(f"{where}: field {key!r} must be a {kind.__name__}, got {value!r}")
 
 
 def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
@@ -179,7 +191,9 @@ def detect(
     ``serial_number``); it defaults to ``serial.tools.list_ports.comports``.
     """
     if list_ports is None:
-        from serial.tools.list_ports import comports as list_ports
+        from serial.tools.list_ports import comports
+
+        list_ports = comports
     stable = links()
     specs = []
     for info in sorted(list_ports(), key=lambda p: p.device):

@@ -16,9 +16,13 @@ control/purge acks (TCP keeps them in order) brings it to ~1.5 s.
 from __future__ import annotations
 
 import socket
+import threading
+from typing import Any
 
 import serial
 import serial.rfc2217
+
+from hil.serial_port import SerialPort
 
 DEFAULT_BAUD = 115200
 
@@ -26,30 +30,40 @@ DEFAULT_BAUD = 115200
 class FastRFC2217Serial(serial.rfc2217.Serial):
     """pyserial's RFC2217 client without the per-timeout renegotiation and control-line acks."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        self._applied_settings: tuple | None = None
+    # the base class's private state, which types-pyserial does not declare
+    _socket: socket.socket | None
+    _thread: threading.Thread | None
+    _rfc2217_options: dict[str, serial.rfc2217.TelnetSubnegotiation] | None  # None until open()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._applied_settings: tuple[object, ...] | None = None
         super().__init__(*args, **kwargs)
 
-    def _line_settings(self) -> tuple:
-        return (self._baudrate, self._bytesize, self._parity, self._stopbits, self._rtscts, self._xonxoff)
+    def _line_settings(self) -> tuple[object, ...]:
+        return (self.baudrate, self.bytesize, self.parity, self.stopbits, self.rtscts, self.xonxoff)
 
     def _reconfigure_port(self) -> None:
-        if self._write_timeout is not None:
+        if self.write_timeout is not None:
             # same contract as the base class: esptool catches this and sets it back to None
             raise NotImplementedError("write_timeout is not supported over RFC2217")
         wanted = self._line_settings()
         if wanted == self._applied_settings:
             return  # only a timeout changed: timeouts are local to the client
-        super()._reconfigure_port()
+        super()._reconfigure_port()  # type: ignore[misc]  # pyserial's private hook, absent from types-pyserial
         self._applied_settings = wanted
+
+    def _option(self, name: str) -> serial.rfc2217.TelnetSubnegotiation:
+        if self._rfc2217_options is None:
+            raise serial.PortNotOpenError()
+        return self._rfc2217_options[name]
 
     def rfc2217_send_purge(self, value: bytes) -> None:
         """Send a purge request without waiting for the server's acknowledgement."""
-        self._rfc2217_options["purge"].set(value)
+        self._option("purge").set(value)
 
     def rfc2217_set_control(self, value: bytes) -> None:
         """Send a control (DTR/RTS/break/flow) change without waiting for the acknowledgement."""
-        self._rfc2217_options["control"].set(value)
+        self._option("control").set(value)
 
     def open(self) -> None:
         """Open and negotiate; a reopened port negotiates its line settings again."""
@@ -71,7 +85,7 @@ class FastRFC2217Serial(serial.rfc2217.Serial):
             self._thread = None
 
 
-def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float | None = 0.1) -> serial.SerialBase:
+def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float | None = 0.1) -> SerialPort:
     """Open the serial port named by ``url`` and return it (open).
 
     ``rfc2217://`` uses :class:`FastRFC2217Serial`; ``socket://`` and ``loop://`` go through
@@ -81,7 +95,7 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float | None = 0.1) -
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     try:
         if scheme == "rfc2217":
-            port: serial.SerialBase = FastRFC2217Serial(None, baudrate=baud, timeout=timeout)
+            port: SerialPort = FastRFC2217Serial(None, baudrate=baud, timeout=timeout)
             port.port = url
             port.open()
         elif scheme:

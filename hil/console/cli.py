@@ -13,6 +13,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hil.board import Board
 
 EXIT_KEY = b"\x1d"  # Ctrl-]
 RESET_KEY = b"\x12"  # Ctrl-R
@@ -52,7 +56,7 @@ def _raw_stdin() -> Iterator[bool]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _keyboard(board, stop: threading.Event) -> None:
+def _keyboard(board: Board, stop: threading.Event) -> None:
     """Read keys: Ctrl-] stops, Ctrl-R resets, Enter sends the typed line."""
     line = bytearray()
     fd = sys.stdin.fileno()

@@ -28,6 +28,7 @@ import serial
 from hil.console.errors import ConsoleClosed, DeviceCrashed, ExpectTimeout, UnexpectedOutput
 from hil.console.lines import LineKind, LineSplitter, LogLine, strip_ansi
 from hil.console.profile import FirmwareProfile, load_profile
+from hil.serial_port import SerialPort
 
 DEFAULT_TIMEOUT = 10.0
 TAIL_LINES = 40
@@ -44,7 +45,7 @@ class Console:
     """
 
     def __init__(
-        self, port: serial.SerialBase, name: str, profile: FirmwareProfile | None = None, *, history: int = 10000
+        self, port: SerialPort, name: str, profile: FirmwareProfile | None = None, *, history: int = 10000
     ) -> None:
         self._port = port
         self.name = name
@@ -356,15 +357,15 @@ class Console:
         self._port.flush()
 
     @contextmanager
-    def pause(self) -> Iterator[serial.SerialBase]:
+    def pause(self) -> Iterator[SerialPort]:
         """Park the reader and yield the port (for esptool); the reader resumes on exit."""
         with self._cond:
             self._paused += 1
             self._cond.notify_all()
-            if self._thread is not None and self._thread.is_alive():
-                if not self._cond.wait_for(lambda: self._parked, PARK_TIMEOUT):
-                    self._paused -= 1
-                    raise ConsoleClosed(f"{self.name}: console reader did not pause within {PARK_TIMEOUT} s")
+            reading = self._thread is not None and self._thread.is_alive()
+            if reading and not self._cond.wait_for(lambda: self._parked, PARK_TIMEOUT):
+                self._paused -= 1
+                raise ConsoleClosed(f"{self.name}: console reader did not pause within {PARK_TIMEOUT} s")
         for raw in self._splitter.flush():
             self._append(raw)
         try:

@@ -9,12 +9,16 @@ writing a profile, not touching tests.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (requires-python >= 3.10): tomllib is tomli, adopted into the standard library in 3.11
+    import tomli as tomllib
 
 DEFAULT_PROFILE = "ecowatt-idf"
 CRASH_EVENT = "crash"
@@ -111,7 +115,7 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, _seen: tuple[str, .
     if parent:
         if parent in _seen:
             raise ProfileError(f"firmware profile {source}: circular 'extends' through {parent!r}")
-        events.update(load_profile(parent, _seen + (str(name_or_path),)).events)
+        events.update(load_profile(parent, (*_seen, str(name_or_path))).events)
     for name, regex in _flatten(raw_events).items():
         if not isinstance(regex, str):
             raise ProfileError(f"firmware profile {source}: event {name!r} must be a regex string")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from hil.flashing.plan import FlashRegion, plan_from, plan_from_index
 
@@ -15,7 +16,7 @@ def build_plan(artifacts: list[str], directory: str) -> list[FlashRegion]:
     """Regions for ``NAME`` (from ``directory/index.json``) and ``OFFSET=FILE`` arguments."""
     raw = [a for a in artifacts if "=" in a]
     named = [a for a in artifacts if "=" not in a]
-    regions: list[FlashRegion] = []
+    regions: list[tuple[int, Path, str] | FlashRegion] = []
     for item in raw:
         offset, _, path = item.partition("=")
         try:
@@ -32,7 +33,7 @@ def build_plan(artifacts: list[str], directory: str) -> list[FlashRegion]:
 class _Progress:
     """Prints one progress line per region, rewritten in place on a terminal."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.last: tuple[str, int] = ("", -1)

@@ -7,10 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-import serial
-
 from hil.flashing.plan import FlashRegion, FlashReport, RegionResult
 from hil.flashing.session import FlashSession, ProgressFn
+from hil.serial_port import SerialPort
 
 SECTOR = 0x1000
 DELTA_BLOCK = 0x10000  # 64 KiB: one MD5 round trip per block is cheap next to writing it
@@ -94,7 +93,7 @@ def check_erase_range(offset: int, size: int) -> None:
 
 
 def flash_port(
-    port: serial.SerialBase,
+    port: SerialPort,
     regions: Sequence[FlashRegion],
     *,
     board: str,
@@ -117,7 +116,7 @@ def flash_port(
 
 
 def erase_port(
-    port: serial.SerialBase, offset: int, size: int, *, board: str, label: str = "erase", timeout_scale: float = 1.0
+    port: SerialPort, offset: int, size: int, *, board: str, label: str = "erase", timeout_scale: float = 1.0
 ) -> FlashReport:
     """Connect esptool on the open ``port`` and erase ``size`` bytes at ``offset`` (4 KiB aligned)."""
     check_erase_range(offset, size)

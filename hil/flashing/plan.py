@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def plan_from(items: Iterable[tuple[int, bytes | str | Path, str] | FlashRegion]
     """Regions from ``(offset, path-or-bytes, label)`` tuples; checks they do not overlap."""
     regions = [item if isinstance(item, FlashRegion) else region(*item) for item in items]
     ordered = sorted(regions, key=lambda r: r.offset)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         if a.end > b.offset:
             raise ValueError(
                 f"flash regions overlap: {a.label} [{a.offset:#x}, {a.end:#x}) and {b.label} at {b.offset:#x}"

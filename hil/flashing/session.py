@@ -7,12 +7,14 @@ the baud rate, attach the SPI flash and set its size. Every step is bounded (``r
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import serial
 
 from hil.flashing.esptool_host import FlashError, Sink, esptool_module, run_bounded
 from hil.flashing.plan import FlashRegion
+from hil.serial_port import SerialPort
 
 T = TypeVar("T")
 ROM_BAUDS = (115200, 57600)  # the ROM detects the rate from SYNC: a lower one helps a marginal link
@@ -37,7 +39,7 @@ class FlashSession:
 
     def __init__(
         self,
-        port: serial.SerialBase,
+        port: SerialPort,
         board: str,
         *,
         flash_baud: int | None = None,
@@ -61,8 +63,9 @@ class FlashSession:
         return str(getattr(self.port, "port", self.port))
 
     def _call(self, step: str, timeout: float, call: Callable[[], T], label: str = "") -> T:
+        progress = self.progress
         sink = Sink(
-            on_progress=(lambda done, total: self.progress(label, done, total)) if self.progress else None,
+            on_progress=(lambda done, total: progress(label, done, total)) if progress else None,
             transcript=self.transcript,
         )
         bound = timeout * self.timeout_scale
@@ -93,7 +96,9 @@ class FlashSession:
             if not self.port.is_open:
                 self.port.open()  # esptool closes the port when a connect fails
             try:
-                self._esp = self._call(f"connect at {baud} baud", CONNECT_TIMEOUT, lambda: self._connect(esptool, baud))
+                self._esp = self._call(
+                    f"connect at {baud} baud", CONNECT_TIMEOUT, partial(self._connect, esptool, baud)
+                )
                 break
             except FlashError as exc:
                 cause = exc.__cause__ or exc  # esptool's own words, without our prefix

@@ -201,7 +201,7 @@ def _build(out: Path, keys: KeyStore, layout: FlashLayout, size: int, fingerprin
         return target.read_bytes()
 
     with ThreadPoolExecutor() as pool:  # imgtool runs as subprocesses: threads overlap them
-        signed = dict(zip(jobs, pool.map(sign, jobs)))
+        signed = dict(zip(jobs, pool.map(sign, jobs), strict=True))
 
     to_package: dict[str, tuple[bytes, str]] = {}
     for rel in RELEASES:
@@ -293,7 +293,18 @@ class _Artifacts:
         rel = Path(os.path.relpath(path, self.out)).as_posix()
         self._row(name, rel, path.read_bytes(), role, version, None, None, note, None)
 
-    def _row(self, name, rel, data, role, version, offset, boots, note, fingerprint) -> None:
+    def _row(
+        self,
+        name: str,
+        rel: str,
+        data: bytes,
+        role: str,
+        version: str | None,
+        offset: int | None,
+        boots: bool | None,
+        note: str,
+        fingerprint: str | None,
+    ) -> None:
         self.items.append(
             Artifact(
                 name=name,

@@ -17,6 +17,7 @@ import random
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from esptool.bin_image import ELFSection, ESP32C6FirmwareImage, ESP32FirmwareImage, LoadFirmwareImage
 from esptool.targets import ESP32C6ROM, ESP32ROM
@@ -36,8 +37,8 @@ BOOTLOADER_CODE_SIZE = 0x5000  # a real MCUboot-for-ESP32 bootloader is ~30 KiB
 class ChipImageSpec:
     """Where a chip's app and bootloader segments are loaded, and its esptool image class."""
 
-    image_class: type
-    rom: type
+    image_class: type[Any]  # an esptool BaseFirmwareImage subclass (esptool ships no type information)
+    rom: type[Any]  # the esptool ROM class of the chip
     app_dram: int
     app_iram: int
     app_entry: int
@@ -111,7 +112,7 @@ def compress_ratio(data: bytes) -> float:
     return len(zlib.compress(data, 9)) / max(1, len(data))
 
 
-def _new_image(spec: ChipImageSpec, entry: int):
+def _new_image(spec: ChipImageSpec, entry: int) -> Any:  # an esptool firmware image
     image = spec.image_class()
     image.entrypoint = entry
     image.flash_mode = 2  # DIO

@@ -9,6 +9,7 @@ the index), "role", "version", "offset", "boots", "chip", "sha256", "size", "not
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable
@@ -113,7 +114,7 @@ class Index:
                 raise ValueError(f"artifact {name!r} (role {art.role}) has no flash offset: it is not flashable")
             items.append(FlashItem(art.offset, self.path(name), name, art.size))
         items.sort(key=lambda i: i.offset)
-        for a, b in zip(items, items[1:]):
+        for a, b in itertools.pairwise(items):
             if a.offset + a.size > b.offset:
                 raise ValueError(
                     f"flash plan overlaps: {a.name!r} at {a.offset:#x} (+{a.size:#x}) "

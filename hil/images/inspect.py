@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from hil.images.app_keys import find_fota_public_key
 from hil.images.bootloader_key import find_key_block
@@ -44,36 +45,36 @@ def describe(path: Path) -> list[str]:
     data = Path(path).read_bytes()
     head = [f"{path}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"]
     if len(data) >= 32 and struct.unpack_from("<I", data)[0] == MCUBOOT_MAGIC:
-        return head + _mcuboot(data)
+        return [*head, *_mcuboot(data)]
     if data[:1] == bytes([ESP_IMAGE_MAGIC]):
-        return head + _esp(data)
+        return [*head, *_esp(data)]
     if len(data) >= SECTOR_SIZE and len(data) % SECTOR_SIZE == 0 and data[8] == 0xFE:
-        return head + _nvs(data)
+        return [*head, *_nvs(data)]
     if b"-----BEGIN" in data:
-        return head + _pem(data)
+        return [*head, *_pem(data)]
     if path.suffix == ".hex":
         body = "".join(ln for ln in data.decode("ascii", "replace").splitlines() if not ln.startswith("#"))
         try:
             secret = bytes.fromhex(body.strip())
         except ValueError:
-            return head + ["a .hex file that is not a hex key"]
-        return head + [f"symmetric key: {len(secret)} bytes, fingerprint {secret_fingerprint(secret)}"]
+            return [*head, "a .hex file that is not a hex key"]
+        return [*head, f"symmetric key: {len(secret)} bytes, fingerprint {secret_fingerprint(secret)}"]
     if path.name == "index.json":
         doc = json.loads(data)
-        return (
-            head
-            + [f"index of {len(doc['artifacts'])} artifacts for {doc['chip']}"]
-            + [
+        return [
+            *head,
+            f"index of {len(doc['artifacts'])} artifacts for {doc['chip']}",
+            *(
                 f"  {a['name']:<20} {a['role']:<20} {a['version'] or '':<7} "
                 f"{'' if a['offset'] is None else hex(a['offset']):<9} boots={a['boots']}"
                 for a in doc["artifacts"]
-            ]
-        )
-    return head + ["not a format hil knows (MCUboot, ESP32 image, NVS, PEM key, hex key, index.json)"]
+            ),
+        ]
+    return [*head, "not a format hil knows (MCUboot, ESP32 image, NVS, PEM key, hex key, index.json)"]
 
 
 def _mcuboot(data: bytes) -> list[str]:
-    _, load, hdr, prot, img_size, flags, major, minor, rev, build = struct.unpack_from("<IIHHIIBBHI", data)
+    _, _load, hdr, prot, img_size, flags, major, minor, rev, build = struct.unpack_from("<IIHHIIBBHI", data)
     lines = [
         f"MCUboot image: version {major}.{minor}.{rev}+{build}, header {hdr:#x}, payload {img_size:#x} "
         f"bytes, protected TLVs {prot:#x}, flags {flags:#x}"
@@ -124,12 +125,19 @@ def _esp(data: bytes) -> list[str]:
         )
     fota = find_fota_public_key(data)
     if fota is not None:
-        lines.append(f"app trusting FOTA key {rsa_fingerprint(serialization.load_pem_public_key(fota))}")
+        lines.append(f"app trusting FOTA key {_key_fingerprint(serialization.load_pem_public_key(fota))}")
     key = find_key_block(data)
     if key is not None:
         pub = serialization.load_der_public_key(key)  # accepts PKCS#1 DER
-        lines.append(f"bootloader trusting MCUboot key {rsa_fingerprint(pub)}")
+        lines.append(f"bootloader trusting MCUboot key {_key_fingerprint(pub)}")
     return lines
+
+
+def _key_fingerprint(public: PublicKeyTypes) -> str:
+    """The fingerprint of an RSA public key; a key of another type is named, not fingerprinted."""
+    if not isinstance(public, rsa.RSAPublicKey):
+        return f"of unexpected type {type(public).__name__} (not RSA)"
+    return rsa_fingerprint(public)
 
 
 def _nvs(data: bytes) -> list[str]:
@@ -151,7 +159,7 @@ def _nvs(data: bytes) -> list[str]:
             key = entry[8:24].split(b"\0", 1)[0].decode("ascii", "replace")
             names.append(f"ns{entry[0]}/{key}:{_NVS_TYPES.get(kind, hex(kind))}")
             index += span
-    return ["NVS partition"] + lines + ["entries: " + ", ".join(names)]
+    return ["NVS partition", *lines, "entries: " + ", ".join(names)]
 
 
 def _pem(data: bytes) -> list[str]:
@@ -164,5 +172,5 @@ def _pem(data: bytes) -> list[str]:
         what = "public"
     comment = [ln for ln in data.decode("ascii", "replace").splitlines() if ln.startswith("#")]
     if not isinstance(public, rsa.RSAPublicKey):
-        return [f"{what} key of type {type(public).__name__}"] + comment
-    return [f"RSA-{public.key_size} {what} key, fingerprint {rsa_fingerprint(public)}"] + comment
+        return [f"{what} key of type {type(public).__name__}", *comment]
+    return [f"RSA-{public.key_size} {what} key, fingerprint {rsa_fingerprint(public)}", *comment]

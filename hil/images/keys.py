@@ -115,13 +115,18 @@ class KeyStore:
             created.append(spec.name)
         return created
 
-    def _load(self, spec: KeySpec):
+    def _load(self, spec: KeySpec) -> bytes | rsa.RSAPrivateKey:
+        return self._load_secret(spec) if spec.kind == "secret" else self._load_rsa(spec)
+
+    def _load_secret(self, spec: KeySpec) -> bytes:
         path = self.path(spec.name)
-        if spec.kind == "secret":
-            secret = _read_hex(path)
-            if len(secret) != spec.length:
-                raise KeyFileError(f"{path}: {len(secret)} bytes, expected {spec.length}")
-            return secret
+        secret = _read_hex(path)
+        if len(secret) != spec.length:
+            raise KeyFileError(f"{path}: {len(secret)} bytes, expected {spec.length}")
+        return secret
+
+    def _load_rsa(self, spec: KeySpec) -> rsa.RSAPrivateKey:
+        path = self.path(spec.name)
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except ValueError as exc:
@@ -135,14 +140,14 @@ class KeyStore:
         spec = self._spec(name)
         if spec.kind != "rsa-2048":
             raise KeyError(f"{name} is not an RSA key")
-        return self._load(spec)
+        return self._load_rsa(spec)
 
     def secret(self, name: str) -> bytes:
         """The symmetric key ``name`` as bytes."""
         spec = self._spec(name)
         if spec.kind != "secret":
             raise KeyError(f"{name} is not a symmetric key")
-        return self._load(spec)
+        return self._load_secret(spec)
 
     def public_der(self, name: str) -> bytes:
         """PKCS#1 DER of RSA key ``name``'s public half."""

@@ -121,7 +121,7 @@ class NvsImage:
 
     def get(self, namespace: str, key: str) -> int | str | bytes | None:
         """Value of ``namespace/key``: int for integer types, str for strings, bytes for blobs."""
-        item = self.find(namespace, key, tuple(_INT_FORMATS) + (ItemType.SZ, ItemType.BLOB_IDX))
+        item = self.find(namespace, key, (*_INT_FORMATS, ItemType.SZ, ItemType.BLOB_IDX))
         if item is None:
             return None
         if item.type in _INT_FORMATS:
@@ -218,7 +218,7 @@ def parse(data: bytes) -> NvsImage:
 # ---------------------------------------------------------------- writing
 
 
-class Storage(Protocol):
+class FlashStorage(Protocol):
     """The flash operations the writer needs (``hil.sim.flash.NorFlash`` offers them)."""
 
     def read(self, offset: int, length: int) -> bytes: ...
@@ -262,7 +262,9 @@ def encode_items(ns: int, key: str, value: int | str | bytes, item_type: ItemTyp
 class NvsWriter:
     """Writes values into an NVS partition on flash, the way NVS does it."""
 
-    def __init__(self, storage: Storage, base: int, size: int, checkpoint: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, storage: FlashStorage, base: int, size: int, checkpoint: Callable[[str], None] | None = None
+    ) -> None:
         self._storage, self._base, self._size = storage, base, size
         self._checkpoint = checkpoint or (lambda key: None)
 

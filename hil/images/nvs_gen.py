@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hil.images.layout import layout_for
 
@@ -68,7 +68,7 @@ class DeviceIdentity:
         if len(self.psk_id.encode()) > 64 or len(self.psk.encode()) > 64:
             raise ValueError(f"device {self.device_id}: PSK identity and key are at most 64 bytes")
 
-    def replace(self, **changes: object) -> DeviceIdentity:
+    def replace(self, **changes: Any) -> DeviceIdentity:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 

@@ -28,6 +28,7 @@ import scapy.layers.l2  # noqa: F401  -- maps ARPHRD_LOOPBACK to Ether for lo fr
 from scapy.interfaces import resolve_iface
 from scapy.packet import Packet
 from scapy.sendrecv import AsyncSniffer
+from scapy.supersocket import SuperSocket
 from scapy.utils import PcapWriter
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class Sniffer:
         self._sync_token = b""
         self._synced: dict[bytes, threading.Event] = {}
         self._sync_lock = threading.Lock()
-        self._socket = None
+        self._socket: SuperSocket | None = None
         self._writer: PcapWriter | None = None
         self._sniffer: AsyncSniffer | None = None
         self._written = 0
@@ -201,7 +202,7 @@ class Sniffer:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _open_socket(self):
+    def _open_socket(self) -> SuperSocket:
         try:
             iface = resolve_iface(self.iface)
             sock = iface.l2listen()(iface=iface, filter=self.filter)
@@ -291,7 +292,7 @@ class Sniffer:
         return self._kernel_stats_of(self._socket) if self._socket is not None else (0, 0)
 
     @staticmethod
-    def _kernel_stats_of(sock) -> tuple[int, int]:
+    def _kernel_stats_of(sock: SuperSocket) -> tuple[int, int]:
         raw = sock.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
         return struct.unpack("II", raw)
 

@@ -22,6 +22,7 @@ from hil.net.http import HttpExchange, HttpMessage, pair_exchanges, parse_stream
 
 Endpoint = tuple[str, int]
 Direction = Literal["c2s", "s2c"]
+Proto = Literal["tcp", "udp"]
 _SEQ_MOD = 2**32
 _SYN, _RST, _FIN, _ACK = 0x02, 0x04, 0x01, 0x10
 
@@ -30,7 +31,7 @@ _SYN, _RST, _FIN, _ACK = 0x02, 0x04, 0x01, 0x10
 class FlowKey:
     """A conversation: transport and its two endpoints (client = the side that opened it)."""
 
-    proto: Literal["tcp", "udp"]
+    proto: Proto
     client: Endpoint
     server: Endpoint
 
@@ -143,23 +144,24 @@ def flows_from_pcap(path: str | Path) -> list[Flow]:
     return build_flows(read_pcap(path))
 
 
-def _addresses(pkt: Packet) -> tuple[str, Endpoint, Endpoint, Packet] | None:
+def _addresses(pkt: Packet) -> tuple[Proto, Endpoint, Endpoint, Packet] | None:
     ip = pkt.getlayer(IP) or pkt.getlayer(IPv6)
     if ip is None:
         return None
-    for proto, layer in (("tcp", TCP), ("udp", UDP)):
+    layers: tuple[tuple[Proto, type[Packet]], ...] = (("tcp", TCP), ("udp", UDP))
+    for proto, layer in layers:
         l4 = ip.getlayer(layer)
         if l4 is not None:
             return proto, (ip.src, int(l4.sport)), (ip.dst, int(l4.dport)), l4
     return None
 
 
-def _new_flow(proto: str, src: Endpoint, dst: Endpoint, l4: Packet, when: float) -> Flow:
+def _new_flow(proto: Proto, src: Endpoint, dst: Endpoint, l4: Packet, when: float) -> Flow:
     # The client is the SYN sender; a SYN-ACK seen first means the destination opened it; without
     # a handshake (capture started late, or UDP) the first sender is taken as the client.
     if proto == "tcp" and int(l4.flags) & (_SYN | _ACK) == (_SYN | _ACK):
         src, dst = dst, src
-    return Flow(FlowKey(proto, src, dst), first_time=when, last_time=when)  # type: ignore[arg-type]
+    return Flow(FlowKey(proto, src, dst), first_time=when, last_time=when)
 
 
 def _add_packet(flow: Flow, pkt: Packet, proto: str, src: Endpoint, l4: Packet) -> None:

@@ -95,7 +95,7 @@ def build_request(
     method: str, target: str, body: bytes = b"", *, host: str, headers: dict[str, str] | None = None
 ) -> HttpMessage:
     """A well-formed HTTP/1.1 request with Host and Content-Length (when there is a body)."""
-    hdrs = [("Host", host)] + list((headers or {}).items())
+    hdrs = [("Host", host), *(headers or {}).items()]
     if body or method in ("POST", "PUT", "PATCH"):
         hdrs.append(("Content-Length", str(len(body))))
     return build_message(f"{method} {target} HTTP/1.1", hdrs, body)

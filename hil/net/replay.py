@@ -108,7 +108,7 @@ def replay_udp(
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(reply_timeout)
             sock.sendto(payload, target)
-            replies = []
+            replies: list[bytes] = []
             while len(replies) < 64:
                 try:
                     data, _ = sock.recvfrom(65535)
@@ -126,7 +126,7 @@ def prepare_udp_packet(packet: Packet, target: Endpoint | None = None) -> Packet
     ip = packet.getlayer(IP)
     if ip is None or ip.getlayer(UDP) is None:
         raise ReplayError(f"packet {packet.summary()} is not IPv4/UDP")
-    out = ip.copy()
+    out: Packet = ip.copy()
     if target is not None:
         out.dst, out[UDP].dport = target[0], target[1]
     del out.len, out.chksum, out[UDP].len, out[UDP].chksum

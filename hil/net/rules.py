@@ -12,13 +12,26 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from hil.net.http import HttpMessage
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+
 
 Phase = Literal["request", "response"]
 Action = Literal["pass", "drop", "delay", "corrupt", "inject"]
 _ACTIONS = ("pass", "drop", "delay", "corrupt", "inject")
+
+
+class Match(TypedDict, total=False):
+    """The match and occurrence fields of a :class:`Rule`, as the class methods take them."""
+
+    method: str | None
+    path: str | None
+    status: int | None
+    skip: int
+    limit: int | None
 
 
 @dataclass(frozen=True)
@@ -51,24 +64,24 @@ class Rule:
             re.compile(self.path)
 
     @classmethod
-    def drop(cls, phase: Phase = "request", **match: object) -> Rule:
+    def drop(cls, phase: Phase = "request", **match: Unpack[Match]) -> Rule:
         """Close the client connection instead of forwarding (request) or answering (response)."""
-        return cls(phase, "drop", **match)  # type: ignore[arg-type]
+        return cls(phase, "drop", **match)
 
     @classmethod
-    def delay(cls, ms: int, phase: Phase = "request", **match: object) -> Rule:
+    def delay(cls, ms: int, phase: Phase = "request", **match: Unpack[Match]) -> Rule:
         """Hold the message *ms* milliseconds before passing it on."""
-        return cls(phase, "delay", delay_ms=ms, **match)  # type: ignore[arg-type]
+        return cls(phase, "delay", delay_ms=ms, **match)
 
     @classmethod
-    def corrupt(cls, offsets: tuple[int, ...] | list[int], phase: Phase = "response", **match: object) -> Rule:
+    def corrupt(cls, offsets: tuple[int, ...] | list[int], phase: Phase = "response", **match: Unpack[Match]) -> Rule:
         """Flip (XOR 0xFF) the body bytes at *offsets*; the length stays, so framing stays valid."""
-        return cls(phase, "corrupt", offsets=tuple(offsets), **match)  # type: ignore[arg-type]
+        return cls(phase, "corrupt", offsets=tuple(offsets), **match)
 
     @classmethod
-    def inject(cls, response: HttpMessage, phase: Phase = "request", **match: object) -> Rule:
+    def inject(cls, response: HttpMessage, phase: Phase = "request", **match: Unpack[Match]) -> Rule:
         """Answer with *response*: without asking the server (request) or replacing its answer (response)."""
-        return cls(phase, "inject", response=response, **match)  # type: ignore[arg-type]
+        return cls(phase, "inject", response=response, **match)
 
     def matches(self, request: HttpMessage, response: HttpMessage | None = None) -> bool:
         """Whether this rule's method/path/status match (occurrence counting is the :class:`RuleSet`'s)."""
@@ -76,9 +89,7 @@ class Rule:
             return False
         if self.path is not None and not re.search(self.path, request.target or ""):
             return False
-        if self.status is not None and (response is None or response.status != self.status):
-            return False
-        return True
+        return self.status is None or (response is not None and response.status == self.status)
 
     def describe(self) -> str:
         """Short text for the proxy event log."""

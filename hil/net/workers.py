@@ -65,12 +65,13 @@ class WorkerGroup:
         """Sockets of *socks* that are readable; ``[]`` on timeout or when stopping."""
         if self.stopping.is_set():
             return []
+        if self._wake_r is None:
+            raise RuntimeError(f"worker group {self.name}: wait_readable() before open()")
         with selectors.DefaultSelector() as sel:
             for sock in socks:
-                sel.register(sock, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            ready = [key.fileobj for key, _ in sel.select(timeout)]
-        return [s for s in ready if s is not self._wake_r]  # type: ignore[misc]
+                sel.register(sock, selectors.EVENT_READ, data=sock)
+            sel.register(self._wake_r, selectors.EVENT_READ)  # data None: the stop wake-up
+            return [key.data for key, _ in sel.select(timeout) if key.data is not None]
 
     def wait(self, seconds: float) -> bool:
         """Deliberate delay (a MITM ``delay`` rule) that ends early on stop; True if it ran in full."""

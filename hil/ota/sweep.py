@@ -72,7 +72,8 @@ def sweep_points(
     steps = swap_steps(index.get(running).size, index.get(image).size, layout_for(index.chip).slot_size)
     picked = range(len(steps)) if full else spread(len(steps), max(samples // 2, 1))
     points += [CutPoint(f"cut-at-swap-step-{i}", "swap.sector", steps[i], "new") for i in picked]
-    return points + [
+    return [
+        *points,
         CutPoint("cut-at-selftest-passed", "ota.selftest_passed", {}, "old"),
         CutPoint("cut-at-boot-confirmed", "boot.confirmed", {}, "new", confirm_after=False),
     ]

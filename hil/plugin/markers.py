@@ -14,6 +14,8 @@ MARKERS: tuple[str, ...] = (
     "fails_with(*defects): the virtual-board or reference-server defects this scenario must detect "
     "(`hil sim --list-defects`, `hil server --list-defects`; proven by --hil-defect-proof runs)",
     f"needs(*capabilities): skip unless the board declares these capabilities ({', '.join(sorted(CAPABILITIES))})",
+    "ota_packages(*images): FOTA packages the test's update server offers (image names of the firmware "
+    "index, default app-v2)",
 )
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
@@ -37,7 +38,7 @@ class Readings:
     readings: tuple[Reading, ...]
 
 
-def valid_device_id(value: object) -> bool:
+def valid_device_id(value: object) -> TypeGuard[str]:
     """True when *value* is a device id PROTOCOL.md allows (1–32 chars of ``[A-Za-z0-9_-]``)."""
     return isinstance(value, str) and DEVICE_ID_PATTERN.fullmatch(value) is not None
 
@@ -84,7 +85,7 @@ def _reading(index: int, item: object) -> Reading:
     return Reading(register, number)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -86,7 +86,7 @@ def run_measurements_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """Summary table of all measurements of the run: (nodeid, row) pairs."""
     if not rows:
         return "<h3>Measurements</h3><p>No measurements were recorded.</p>"
-    cells = ([test_link(nodeid)] + _measurement_cells(r) for nodeid, r in rows)
+    cells = ([test_link(nodeid), *_measurement_cells(r)] for nodeid, r in rows)
     return "<h3>Measurements</h3>" + _table(
         ("Test", "Measurement", "Value", "Unit", "Limit", "Result"), cells, "hil-run-measurements"
     )
@@ -128,5 +128,5 @@ def stride_matrix(matrix: StrideMatrix) -> str:
         _STYLE
         + "<h3>STRIDE coverage</h3>"
         + note
-        + _table(("Category",) + COLUMNS + ("Tests",), rows, "hil-stride", classes)
+        + _table(("Category", *COLUMNS, "Tests"), rows, "hil-stride", classes)
     )

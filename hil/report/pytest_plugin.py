@@ -14,7 +14,7 @@ junitxml write theirs at session finish, and scrubs all of them for registered s
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -28,7 +28,7 @@ from hil.report.settings import REPORT_TITLE, add_options, apply_report_defaults
 from hil.report.stride import StrideError, StrideTag
 
 RUN_KEY = pytest.StashKey[RunReport]()
-STRIDE_KEY = pytest.StashKey[Optional[StrideTag]]()
+STRIDE_KEY = pytest.StashKey[StrideTag | None]()
 EVIDENCE_KEY = pytest.StashKey[Evidence]()
 FAILED_KEY = pytest.StashKey[bool]()
 _FEED_NAME = "hil-report-ledger"
@@ -179,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, Any, Any]:
     config = session.config
     report = run_report(config)
     if _is_worker(config):
-        config.workeroutput[WORKER_OUTPUT_KEY] = report.worker_output()  # type: ignore[attr-defined]
+        config.workeroutput[WORKER_OUTPUT_KEY] = report.worker_output()  # type: ignore[attr-defined]  # xdist's, on workers
         return (yield)
     report.finish()
     _update_metadata(config, report)

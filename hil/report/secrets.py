@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import TypeAlias
 
 import markupsafe
 
@@ -33,7 +33,7 @@ _DATA_URI = re.compile(
     r";base64,(?P<b64>[A-Za-z0-9+/=]+)"
 )
 
-Secret = Union[bytes, bytearray, str]
+Secret: TypeAlias = bytes | bytearray | str
 
 
 def _escaped_forms(text: str) -> set[str]:

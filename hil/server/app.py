@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from hil.protocol.errors import ErrorCode
@@ -35,7 +36,9 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
     storage = Storage(config.db_path).open()
     storage.register_devices(config.devices)
     app = Flask("hil.server")
-    app.json.sort_keys = False  # answer in PROTOCOL.md's field order
+    json_provider = DefaultJSONProvider(app)
+    json_provider.sort_keys = False  # answer in PROTOCOL.md's field order
+    app.json = json_provider
     app.extensions[EXTENSION_KEY] = ServerState(
         config=config,
         storage=storage,

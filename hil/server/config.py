@@ -36,7 +36,8 @@ class ServerConfig:
 
     ``rate_limit`` uploads per ``rate_window_s`` per device; ``rate_limit=0`` disables limiting
     (benchmarks). ``firmware_dir`` holds the FOTA packages (``<dir>/<version>/``) the OTA endpoints
-    offer; ``attacker_key`` is the untrusted key of the ``wrong_signing_key`` fault. ``clock`` is monotonic seconds, injectable so tests need not wait a minute.
+    offer; ``attacker_key`` is the untrusted key of the ``wrong_signing_key`` fault. ``clock`` is
+    monotonic seconds, injectable so tests need not wait a minute.
     """
 
     db_path: Path

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -28,7 +30,14 @@ class _LazyHandshakeContext(ssl.SSLContext):
     TLS would stall the accept loop for every other client.
     """
 
-    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, *args, **kwargs):  # type: ignore[override]
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        *args: Any,
+        **kwargs: Any,
+    ) -> ssl.SSLSocket:
         return super().wrap_socket(sock, server_side, False, *args, **kwargs)
 
 
@@ -105,7 +114,11 @@ class ServerHandle:
         """Open the database, bind the socket and serve on a daemon thread."""
         if self._server is not None:
             raise RuntimeError(f"server already running at {self.url}")
-        ssl_context = server_tls_context(self.tls_cert, self.tls_key) if self.tls_cert else None
+        ssl_context = None
+        if self.tls_cert is not None:
+            if self.tls_key is None:
+                raise ValueError("give both tls_cert and tls_key, or neither")
+            ssl_context = server_tls_context(self.tls_cert, self.tls_key)
         self.app = create_app(self.config, defects=self.defects)
         try:
             self._server = make_server(

@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from hil.images.keys import KeyStore
-from hil.images.nvs_gen import DEFAULT_DEVICE_ID, lab_identity
+from hil.images.nvs_gen import DEFAULT_DEVICE_ID, DEFAULT_NONCE, lab_identity
 from hil.net.forge import craft, upload_request
 from hil.net.replay import send_http
 from hil.protocol.readings import Reading, Readings
 from hil.server.under_test import ServerUnderTest
-
-DEFAULT_NONCE = 10000  # PROTOCOL.md: the factory nonce
 
 
 @dataclass

@@ -136,9 +136,9 @@ class Storage:
         if device_id is not None:
             sql, args = sql + " WHERE device_id = ?", (device_id,)
         with self._connection() as db:
-            rows = db.execute(sql + " ORDER BY id LIMIT ?", args + (limit,)).fetchall()
+            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
         keys = ("device_id", "nonce", "received_at", "timestamp", "register", "value")
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # -- security events -------------------------------------------------------------------------
     def record_event(self, *, device_id: str | None, peer: str | None, code: str, detail: str) -> None:
@@ -163,7 +163,7 @@ class Storage:
             sql += " WHERE " + " AND ".join(where)
         with self._connection() as db:
             rows = db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
-        return [dict(zip(("id", "time", "device_id", "peer", "code", "detail"), row)) for row in rows]
+        return [dict(zip(("id", "time", "device_id", "peer", "code", "detail"), row, strict=True)) for row in rows]
 
     # -- faults (consumed by the OTA blueprint) --------------------------------------------------
     def add_fault(self, name: str, params: dict[str, Any]) -> None:
@@ -225,8 +225,8 @@ class Storage:
         if device_id is not None:
             sql, args = sql + " WHERE device_id = ?", (device_id,)
         with self._connection() as db:
-            rows = db.execute(sql + " ORDER BY id LIMIT ?", args + (limit,)).fetchall()
-        return [dict(zip(keys, row)) for row in rows]
+            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # -- connections -----------------------------------------------------------------------------
     @contextmanager

@@ -89,7 +89,9 @@ class _Cpu:
         if download:
             rt.write_line("waiting for download")
             self.mode = "download"
-            self.loader = LoaderSession(board.chip, board.flash, board.efuses, board.defects, _LoaderPort(board, self))
+            self.loader = LoaderSession(
+                board.chip, board.flash, board.require_efuses(), board.defects, _LoaderPort(board, self)
+            )
             leave = self.loader.run()
             self.loader = None
             if leave.reboot:
@@ -139,8 +141,8 @@ class ChipRuntime:
         self.chip = board.chip
         self.flash = board.flash
         self.defects = board.defects
-        self.efuses = board.efuses
-        self.mac = board.efuses.mac
+        self.efuses = board.require_efuses()
+        self.mac = self.efuses.mac
         self.net_address = board.net_address  # the station's IP: the source of every connection
         self.reset_cause = cause
 
@@ -222,11 +224,15 @@ class VirtualBoard:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def mac(self) -> bytes:
+    def require_efuses(self) -> Efuses:
+        """The eFuses, loaded by ``open()``; ``RuntimeError`` if the board was never opened."""
         if self.efuses is None:
             raise RuntimeError(f"board {self.name} is not open: call open() first")
-        return self.efuses.mac
+        return self.efuses
+
+    @property
+    def mac(self) -> bytes:
+        return self.require_efuses().mac
 
     # -- host-facing hardware ----------------------------------------------------------------------------
     def set_lines(self, dtr: bool | None = None, rts: bool | None = None) -> None:

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             print(format_catalogue(), flush=True)
         except BrokenPipeError:  # `hil sim --list-defects | head`: the reader is gone, not an error
-            sys.stdout = open(os.devnull, "w")
+            # stays open as the process's stdout, so the flush at exit does not raise again
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

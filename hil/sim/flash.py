@@ -10,6 +10,7 @@ import mmap
 import os
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 from hil.images.layout import FLASH_SIZE, SECTOR_SIZE
 
@@ -24,7 +25,7 @@ class NorFlash:
         self.size = size
         self._lock = threading.Lock()
         self._mem: mmap.mmap | bytearray | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
         # counters for tests and benchmarks
         self.bytes_written = 0
         self.bytes_erased = 0
@@ -41,19 +42,20 @@ class NorFlash:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._file = os.fdopen(fd, "r+b")
+        backing = os.fdopen(fd, "r+b")
+        self._file = backing
         current = os.fstat(fd).st_size
         if current > self.size:
-            self._file.close()
+            backing.close()
             self._file = None
             raise ValueError(
                 f"flash image {self.path} is {current:#x} bytes, larger than the "
                 f"{self.size:#x}-byte flash: delete it or use another --state-dir"
             )
         if current < self.size:  # new or short image: the missing cells are erased
-            self._file.seek(current)
-            self._file.write(b"\xff" * (self.size - current))
-            self._file.flush()
+            backing.seek(current)
+            backing.write(b"\xff" * (self.size - current))
+            backing.flush()
         self._mem = mmap.mmap(fd, self.size)
         return self
 

@@ -143,7 +143,9 @@ class Rfc2217Server:
         listener.listen(4)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        self._thread = threading.Thread(target=self._serve_forever, name=f"rfc2217:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve_forever, args=(listener,), name=f"rfc2217:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -168,10 +170,10 @@ class Rfc2217Server:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _serve_forever(self) -> None:
+    def _serve_forever(self, listener: socket.socket) -> None:
         while not self._closing.is_set():
             try:
-                sock, peer = self._listener.accept()
+                sock, peer = listener.accept()
             except OSError:
                 break  # listener shut down by close()
             self.connections += 1
@@ -186,7 +188,9 @@ class Rfc2217Server:
         log.info("board %s: RFC2217 client %s:%s connected", self.board.name, *peer[:2])
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(sock)
-        manager = _ChunkPortManager(_PortShim(self.board), conn)
+        # PortManager duck-types both arguments (it uses a few attributes of each); types-pyserial
+        # declares them as serial.Serial
+        manager = _ChunkPortManager(_PortShim(self.board), conn)  # type: ignore[arg-type]
         self.board.uart.attach(conn.send_serial)
         try:
             while True:

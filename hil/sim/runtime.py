@@ -26,8 +26,10 @@ class ResetCause(enum.Enum):
 
     POWERON = (0x1, "POWERON_RESET")
     SW_CPU = (0xC, "SW_CPU_RESET")
-    EXT_EN = (0x1, "POWERON_RESET")  # EN pin reset on an ESP32 reports POWERON too
     RTCWDT = (0x10, "RTCWDT_RTC_RESET")
+    # An alias, not a member of its own: on an ESP32 an EN pin reset is indistinguishable from power-on
+    # (the ROM prints ``rst:0x1 (POWERON_RESET)``), so firmware sees ``ResetCause.POWERON`` either way.
+    EXT_EN = POWERON
 
     @property
     def code(self) -> int:

@@ -61,22 +61,12 @@ def parse_esp_image(data: bytes) -> EspImage:
     count, mode, entry = data[1], data[2], struct.unpack_from("<I", data, 4)[0]
     chip_id = struct.unpack_from("<H", data, 12)[0]
     hash_appended = data[23] == 1
-    segments, at, csum = [], HEADER_SIZE, CHECKSUM_SEED
+    segments: list[Segment] = []
+    at, csum = HEADER_SIZE, CHECKSUM_SEED
     for _ in range(count):
-        if at + 8 > len(data):
-            return EspImage(
-                magic_word,
-                entry,
-                SPI_MODES.get(mode, "DIO"),
-                chip_id,
-                tuple(segments),
-                (0, 0),
-                ImageFault.BAD_SEGMENTS,
-                at,
-            )
-        addr, length = struct.unpack_from("<II", data, at)
+        addr, length = struct.unpack_from("<II", data, at) if at + 8 <= len(data) else (0, -1)
         body = data[at + 8 : at + 8 + length]
-        if len(body) != length:
+        if len(body) != length:  # a segment header or body runs past the end of the image
             return EspImage(
                 magic_word,
                 entry,

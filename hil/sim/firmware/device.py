@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from hil.images.app_desc import AppDesc
 from hil.sim.booted import BootedImage
-from hil.sim.firmware.identity import DeviceIdentity, NvsStore
+from hil.sim.firmware.identity import NvsIdentity, NvsStore
 from hil.sim.firmware.idf_log import IdfLog
 from hil.sim.runtime import Runtime
 
@@ -27,7 +27,7 @@ class Device:
     booted: BootedImage
     desc: AppDesc
     store: NvsStore
-    identity: DeviceIdentity | None = None
+    identity: NvsIdentity | None = None
     # One network/NVS job at a time: console commands and timer tasks run on different threads.
     net_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     # esp_restart() called by a task other than the console's (the OTA timer): the console loop does it.

@@ -26,8 +26,9 @@ def _as_bytes(value: int | str | bytes | None) -> bytes:
 
 
 @dataclass(frozen=True)
-class DeviceIdentity:
-    """Identity and secrets of one device. ``repr`` never shows the secrets."""
+class NvsIdentity:
+    """The identity and secrets the device app loaded from its NVS partition (the device-side view of
+    what ``hil.images.nvs_gen.DeviceIdentity`` provisioned). ``repr`` never shows the secrets."""
 
     device_id: str
     nonce: int
@@ -41,7 +42,7 @@ class DeviceIdentity:
 
     def __repr__(self) -> str:
         return (
-            f"DeviceIdentity(device_id={self.device_id!r}, nonce={self.nonce}, "
+            f"NvsIdentity(device_id={self.device_id!r}, nonce={self.nonce}, "
             f"server_url={self.server_url!r}, secrets=<redacted>)"
         )
 
@@ -65,7 +66,7 @@ class NvsStore:
             rt.flash, layout.nvs, layout.nvs_size, checkpoint=lambda key: rt.checkpoint("nvs.write", key=key)
         )
 
-    def load(self) -> tuple[DeviceIdentity | None, list[str]]:
+    def load(self) -> tuple[NvsIdentity | None, list[str]]:
         """The provisioned identity (``None`` without a device id) and NVS integrity problems."""
         image = self._writer.read()
         if NAMESPACE not in image.namespaces():
@@ -78,7 +79,7 @@ class NvsStore:
         if not isinstance(device_id, str) or not device_id:
             return None, image.errors
         psk_id, psk = get("psk_id"), get("psk")
-        identity = DeviceIdentity(
+        identity = NvsIdentity(
             device_id=device_id,
             nonce=nonce if isinstance(nonce, int) else 0,
             server_url=str(get("server_url") or ""),

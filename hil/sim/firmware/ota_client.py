@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from hil.protocol.errors import ProtocolError
@@ -149,6 +149,15 @@ def parse_manifest(reply: net.HttpReply) -> Manifest:
     return manifest
 
 
+class _NetOptions(TypedDict):
+    """The connection options every request of an :class:`OtaClient` passes to :mod:`~hil.sim.firmware.net`."""
+
+    ca_pem: str
+    verify: bool
+    source: str | None
+    timeout: float
+
+
 class OtaClient:
     """The device's client of its update server: one new connection per request, TLS verified
     against the provisioned CA, from the board's address, with the board's HTTP timeout."""
@@ -159,7 +168,7 @@ class OtaClient:
             raise ValueError("device not provisioned with device_id/server_url")
         self._device = device
         self.endpoint = net.Endpoint.parse(ident.server_url)  # ValueError names a bad URL
-        self._options = dict(
+        self._options = _NetOptions(
             ca_pem=ident.ca_cert,
             verify="tls-no-verify" not in device.rt.defects,
             source=getattr(device.rt, "net_address", net.DEFAULT_SOURCE),

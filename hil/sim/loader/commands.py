@@ -45,6 +45,9 @@ class _Download:
     inflater: zlib._Decompress | None = None
 
 
+_Result = tuple[int, bytes, After | None]  # a handler's (value, data, action after the response)
+
+
 def _sector_span(offset: int, size: int) -> tuple[int, int]:
     start = offset - offset % SECTOR_SIZE
     end = -(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE
@@ -74,7 +77,7 @@ class LoaderCommands:
         self._flash_dl: _Download | None = None
         self._mem_dl: _Download | None = None
         self.handled: list[int] = []  # ops answered, for tests
-        self._table: dict[int, tuple[Callable[[p.Request], tuple[int, bytes, After | None]], str]] = {
+        self._table: dict[int, tuple[Callable[[p.Request], _Result], str]] = {
             p.SYNC: (self._sync, "both"),
             p.READ_REG: (self._read_reg, "both"),
             p.WRITE_REG: (self._write_reg, "both"),
@@ -124,23 +127,23 @@ class LoaderCommands:
         return p.response(op, value, data, self.status_ok()), after
 
     # -- connection ----------------------------------------------------------------------------------
-    def _sync(self, req: p.Request):
+    def _sync(self, req: p.Request) -> _Result:
         if req.data != p.SYNC_PAYLOAD:
             raise p.invalid("SYNC payload is not 07 07 12 20 + 32 x 55")
         return (0 if self.stub else ROM_SYNC_VALUE), b"", After("repeat", (7,))
 
-    def _read_reg(self, req: p.Request):
+    def _read_reg(self, req: p.Request) -> _Result:
         (addr,) = req.words(1)
         return self.registers.read(addr), b"", None
 
-    def _write_reg(self, req: p.Request):
+    def _write_reg(self, req: p.Request) -> _Result:
         if not req.data or len(req.data) % 16:
             raise p.invalid(f"WRITE_REG payload of {len(req.data)} bytes is not a multiple of 16")
         for addr, value, mask, _delay in struct.iter_unpack("<IIII", req.data):
             self.registers.write(addr, value, mask)
         return 0, b"", None
 
-    def _security_info(self, req: p.Request):
+    def _security_info(self, req: p.Request) -> _Result:
         req.words(0)
         if self.chip.name == "esp32":  # the ESP32 ROM predates this command
             raise p.CommandError(
@@ -151,17 +154,17 @@ class LoaderCommands:
         )
         return 0, info, None
 
-    def _change_baud(self, req: p.Request):
+    def _change_baud(self, req: p.Request) -> _Result:
         new, _old = req.words(2)
         if not 300 <= new <= 5_000_000:
             raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_DATA_LEN, f"baud rate {new} out of range")
         return 0, b"", After("baud", (new,))
 
-    def _spi_attach(self, req: p.Request):
+    def _spi_attach(self, req: p.Request) -> _Result:
         req.words(1, allow_more=(2,))
         return 0, b"", None
 
-    def _spi_set_params(self, req: p.Request):
+    def _spi_set_params(self, req: p.Request) -> _Result:
         _fl_id, total, _block, sector, page, _mask = req.words(6)
         if total > self.flash.size or sector != SECTOR_SIZE or page != 256:
             raise p.CommandError(
@@ -173,14 +176,14 @@ class LoaderCommands:
         return 0, b"", None
 
     # -- RAM download (the stub upload) -----------------------------------------------------------------
-    def _mem_begin(self, req: p.Request):
+    def _mem_begin(self, req: p.Request) -> _Result:
         size, blocks, blocksize, addr = req.words(4)
         if blocksize == 0 or blocks * blocksize < size:
             raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_BLOCKSIZE, "MEM_BEGIN blocks do not cover size")
         self._mem_dl = _Download(addr, size, blocks, blocksize)
         return 0, b"", None
 
-    def _mem_data(self, req: p.Request):
+    def _mem_data(self, req: p.Request) -> _Result:
         dl = self._mem_dl
         if dl is None:
             raise p.CommandError(p.ROM_FAILED, p.STUB_NOT_IN_FLASH_MODE, "MEM_DATA without MEM_BEGIN")
@@ -190,7 +193,7 @@ class LoaderCommands:
         dl.written += len(body)  # RAM contents are not executed: the stub is modelled, not emulated
         return 0, b"", None
 
-    def _mem_end(self, req: p.Request):
+    def _mem_end(self, req: p.Request) -> _Result:
         no_entry, entry = req.words(2)
         self._mem_dl = None
         if no_entry or entry == 0:
@@ -198,7 +201,7 @@ class LoaderCommands:
         return 0, b"", After("ohai")
 
     # -- flash writing ------------------------------------------------------------------------------
-    def _flash_begin(self, req: p.Request):
+    def _flash_begin(self, req: p.Request) -> _Result:
         size, blocks, blocksize, offset, *rest = req.words(4, allow_more=(5,))
         if rest and rest[0]:
             raise p.CommandError(
@@ -226,7 +229,7 @@ class LoaderCommands:
             )
         return dl
 
-    def _flash_data(self, req: p.Request):
+    def _flash_data(self, req: p.Request) -> _Result:
         dl = self._active(req.op, compressed=False)
         seq, body = req.block()
         if seq >= dl.blocks or len(body) > dl.blocksize:
@@ -240,7 +243,7 @@ class LoaderCommands:
         dl.next_seq = seq + 1
         return 0, b"", None
 
-    def _flash_defl_data(self, req: p.Request):
+    def _flash_defl_data(self, req: p.Request) -> _Result:
         dl = self._active(req.op, compressed=True)
         seq, body = req.block()
         if seq == dl.next_seq - 1:
@@ -249,8 +252,11 @@ class LoaderCommands:
             raise p.CommandError(
                 p.ROM_INVALID_MESSAGE, p.STUB_BAD_DATA_LEN, f"FLASH_DEFL_DATA seq {seq}, expected {dl.next_seq}"
             )
+        inflater = dl.inflater
+        if inflater is None:  # _active(compressed=True) only returns a download that has one
+            raise RuntimeError("FLASH_DEFL download without an inflater")
         try:
-            out = dl.inflater.decompress(body)
+            out = inflater.decompress(body)
         except zlib.error as exc:
             raise p.CommandError(p.ROM_DEFLATE_ERR, p.STUB_INFLATE_ERROR, f"inflate failed: {exc}") from None
         if dl.written + len(out) > dl.size:
@@ -264,7 +270,7 @@ class LoaderCommands:
         dl.next_seq = seq + 1
         return 0, b"", None
 
-    def _flash_end(self, req: p.Request):
+    def _flash_end(self, req: p.Request) -> _Result:
         (stay,) = req.words(1)
         self._flash_dl = None
         if stay and self.stub:
@@ -281,7 +287,7 @@ class LoaderCommands:
                 f"{offset:#x}+{size:#x} is past the end of the {self.flash.size:#x}-byte flash",
             )
 
-    def _md5(self, req: p.Request):
+    def _md5(self, req: p.Request) -> _Result:
         addr, size, _, _ = req.words(4)
         self._range(addr, size)
         digest = hashlib.md5(self.flash.read(addr, size)).digest()
@@ -290,7 +296,7 @@ class LoaderCommands:
             digest = bytes((digest[0] ^ 0x5A,)) + digest[1:]
         return 0, (digest if self.stub else digest.hex().encode()), None
 
-    def _read_flash_slow(self, req: p.Request):
+    def _read_flash_slow(self, req: p.Request) -> _Result:
         offset, length = req.words(2)
         if length > 64:
             raise p.CommandError(p.ROM_READ_LENGTH_ERR, p.STUB_BAD_DATA_LEN, f"READ_FLASH_SLOW of {length} > 64 bytes")
@@ -298,19 +304,19 @@ class LoaderCommands:
         chunk = self.flash.read(offset, min(64, self.flash.size - offset))
         return 0, chunk.ljust(64, b"\xff"), None
 
-    def _read_flash(self, req: p.Request):
+    def _read_flash(self, req: p.Request) -> _Result:
         offset, length, block, inflight = req.words(4)
         self._range(offset, length)
         if not 0 < block <= 0x4000 or inflight == 0:
             raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_BLOCKSIZE, f"READ_FLASH block {block:#x} inflight {inflight}")
         return 0, b"", After("stream", (offset, length, block, inflight))
 
-    def _erase_flash(self, req: p.Request):
+    def _erase_flash(self, req: p.Request) -> _Result:
         req.words(0)
         self.flash.erase_all()
         return 0, b"", None
 
-    def _erase_region(self, req: p.Request):
+    def _erase_region(self, req: p.Request) -> _Result:
         offset, size = req.words(2)
         if offset % SECTOR_SIZE or size % SECTOR_SIZE:
             raise p.CommandError(p.ROM_FAILED, p.STUB_BAD_DATA_LEN, f"erase {offset:#x}+{size:#x} is not 4 KiB aligned")
