@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import filelock
+# filelock (it loads asyncio) is imported where a lock is made or taken: the pytest plugin imports this
+# module for DEFAULT_LOCK_TIMEOUT (hil.board.options) in every run, board or not.
 
 DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / "hil-locks"
 DEFAULT_LOCK_TIMEOUT = 300.0
@@ -37,6 +38,8 @@ class BoardLock:
     """Exclusive use of one board across processes. Use as a context manager or acquire/release."""
 
     def __init__(self, board: str, port: str, lock_dir: str | Path | None = None, owner: str = "") -> None:
+        import filelock
+
         self.board = board
         self.port = port
         self.owner = owner
@@ -70,6 +73,8 @@ class BoardLock:
 
     def acquire(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         """Take the lock, waiting up to ``timeout`` s; raises :class:`BoardBusy` naming the holder."""
+        import filelock
+
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire(timeout=timeout)
