@@ -1,4 +1,4 @@
-"""hil.server: the reference EcoWatt server (upload now, OTA later), SQLite storage, TEST ONLY TLS."""
+"""hil.server: the reference EcoWatt server (upload and OTA), SQLite storage, TEST ONLY TLS."""
 
 from __future__ import annotations
 
