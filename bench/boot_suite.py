@@ -26,7 +26,7 @@ PROBE = ["bench/overhead_probe.py"]
 def run(paths: list[str], out: Path) -> tuple[float, dict[str, float]]:
     """One pytest process; returns (wall seconds, {test name: seconds incl. setup/teardown})."""
     junit = out / "junit.xml"
-    cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-n", "0", "-p", "no:cacheprovider",
            "-W", "ignore::DeprecationWarning", "--hil-virtual", "--hil-report-dir", str(out),
            "--hil-logs-dir", str(out / "logs"), f"--junitxml={junit}", "-o", "junit_duration_report=total"]
     started = time.monotonic()

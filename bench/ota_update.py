@@ -40,7 +40,7 @@ _LOG_LINE = re.compile(r"^\[[^]]*\] \[\+\s*([0-9.]+)\] (.*)$")
 def pytest(args: list[str], out: Path, workers: int = 0) -> tuple[float, dict[str, float]]:
     """One pytest process; returns (wall seconds, {test id: seconds incl. setup/teardown})."""
     junit = out / "junit.xml"
-    parallel = ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
+    parallel = ["-n", str(workers)] if workers > 1 else ["-n", "0"]
     cmd = [sys.executable, "-m", "pytest", *args, "-q", *parallel, "-p", "no:cacheprovider", "-p", "no:benchmark",
            "-W", "ignore::DeprecationWarning", "--hil-virtual", "--hil-report-dir", str(out),
            "--hil-logs-dir", str(out / "logs"), f"--junitxml={junit}", "-o", "junit_duration_report=total"]

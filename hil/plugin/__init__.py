@@ -8,6 +8,8 @@ matrix, measurements, environment) is the ``hil_report`` entry point.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hil.options import register_options
@@ -42,6 +44,15 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", line)
     config.stash[SETTINGS_KEY] = HilSettings.from_config(config)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker per board the run can use (see :mod:`hil.plugin.workers`), unless
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` says otherwise (then xdist's own rule answers)."""
+    from hil.plugin.workers import auto_workers
+
+    return None if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else auto_workers(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ PCAP = "tests_test_upload.py_test_upload_accepted_and_stored_intact.pcap"
 def test_upload_scenarios_pass_through_the_relay_capture(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ESPTOOL_"))}
     cmd = [sys.executable, "-m", "pytest", "tests/test_upload.py", "-k", SCENARIOS, "-q", "-p", "no:cacheprovider",
-           "-p", "no:xdist", "-p", "no:benchmark", "--hil-virtual", "--hil-capture-mode", "relay",
+           "-n", "0", "-p", "no:benchmark", "--hil-virtual", "--hil-capture-mode", "relay",
            "--hil-report-dir", str(tmp_path), "--hil-logs-dir", str(tmp_path / "logs"), "-o", "log_level=WARNING",
            "-rA"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)

@@ -30,7 +30,7 @@ DEFECTS = [pytest.param("--hil-sim-defect", d.name, id=f"board-{d.name}") for d 
 def run_proof(option: str, defect: str, out: Path) -> subprocess.CompletedProcess[str]:
     """Run the scenarios that claim ``defect`` against a board or server that has it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ESPTOOL_"))}
-    cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+    cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "-n", "0",
            "-W", "ignore::DeprecationWarning", "--hil-virtual", option, defect,
            "--hil-defect-proof", "--hil-report-dir", str(out), "--hil-logs-dir", str(out / "logs")]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=PROOF_TIMEOUT)
