@@ -45,7 +45,7 @@ class Attacker:
             raise RuntimeError("this attacker sees no board traffic: use the `attacker` fixture, not `remote_attacker`")
         self.capture.sync()
         requests = [
-            (flow.first_time, message)
+            (flow.time_of("c2s", message.offset), message)  # several per kept-alive connection
             for flow in flows_from_pcap(self.capture.path)
             for message in flow.http_requests()
             if message.target == path

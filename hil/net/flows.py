@@ -8,6 +8,7 @@ A SYN on a 4-tuple whose previous connection ended starts a new flow (port reuse
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class TcpStream:
     wire_bytes: int = 0  # payload bytes on the wire, retransmissions included
     retransmitted_bytes: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (stream offset, missing bytes)
+    times: list[tuple[int, float]] = field(default_factory=list)  # (stream offset, capture time) per segment
 
 
 @dataclass
@@ -71,7 +73,9 @@ class Flow:
     streams: dict[str, TcpStream] = field(default_factory=lambda: {"c2s": TcpStream(), "s2c": TcpStream()})
     datagrams: list[Datagram] = field(default_factory=list)
     flags_seen: set[str] = field(default_factory=set)  # SYN, FIN, RST
-    _segments: dict[str, list[tuple[int, bytes]]] = field(default_factory=lambda: {"c2s": [], "s2c": []}, repr=False)
+    _segments: dict[str, list[tuple[int, bytes, float]]] = field(
+        default_factory=lambda: {"c2s": [], "s2c": []}, repr=False
+    )
     _isn: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -90,6 +94,14 @@ class Flow:
         if self.proto == "udp":
             return sum(len(d.payload) for d in self.datagrams if d.direction == direction)
         return len(self.streams[direction].data)
+
+    def time_of(self, direction: Direction, offset: int) -> float:
+        """Capture time of the segment that carried byte *offset* of one direction's stream (TCP), e.g.
+        of a message's first byte (``HttpMessage.offset``): requests of a kept-alive connection are
+        ordered by it, not by the connection's start. UDP, or no payload: the flow's first time."""
+        times = self.streams[direction].times if self.proto == "tcp" else []
+        at = bisect.bisect_right(times, offset, key=lambda item: item[0]) - 1
+        return times[at][1] if at >= 0 else self.first_time
 
     def http_requests(self) -> list[HttpMessage]:
         """HTTP requests the client sent, keep-alive split into messages (raises HttpParseError if not HTTP)."""
@@ -180,7 +192,7 @@ def _add_packet(flow: Flow, pkt: Packet, proto: str, src: Endpoint, l4: Packet) 
     if flags & _SYN:
         flow._isn[direction] = (int(l4.seq) + 1) % _SEQ_MOD
     if payload:
-        flow._segments[direction].append((int(l4.seq), payload))
+        flow._segments[direction].append((int(l4.seq), payload, when))
         flow.streams[direction].segments += 1
         flow.streams[direction].wire_bytes += len(payload)
 
@@ -191,12 +203,12 @@ def _reassemble(flow: Flow, direction: str) -> None:
     if not segments:
         return
     anchor = flow._isn.get(direction, segments[0][0])
-    relative = [(_rel(seq, anchor), data) for seq, data in segments]
-    base = 0 if direction in flow._isn else min(r for r, _ in relative)
+    relative = [(_rel(seq, anchor), data, when) for seq, data, when in segments]
+    base = 0 if direction in flow._isn else min(r for r, _, _ in relative)
     relative.sort(key=lambda item: item[0])  # stable: the first copy of a retransmit wins
     out = bytearray()
     expected = base
-    for start, data in relative:
+    for start, data, when in relative:
         end = start + len(data)
         if end <= expected:
             stream.retransmitted_bytes += len(data)
@@ -206,6 +218,7 @@ def _reassemble(flow: Flow, direction: str) -> None:
         elif start < expected:
             stream.retransmitted_bytes += expected - start
             data = data[expected - start :]
+        stream.times.append((len(out), when))
         out += data
         expected = end
     stream.data = bytes(out)

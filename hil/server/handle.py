@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hil.server.app import app_state, close_app, create_app
 from hil.server.config import ServerConfig
+from hil.server.keepalive import ConnectionTracker, KeepAliveHandler, KeepAliveServer
 from hil.server.state import ServerState
 
 log = logging.getLogger("hil.server")
 access_log = logging.getLogger("hil.server.access")
 REQUEST_TIMEOUT_S = 30.0  # a client that connects and goes silent ties up one thread this long, no more
+STOP_GRACE_S = 1.0  # stop(): how long requests in progress may still finish (idle connections close at once)
 POLL_INTERVAL_S = 0.05  # how quickly stop() is noticed by serve_forever
 
 
@@ -41,8 +42,8 @@ class _LazyHandshakeContext(ssl.SSLContext):
         return super().wrap_socket(sock, server_side, False, *args, **kwargs)
 
 
-class _Handler(WSGIRequestHandler):
-    timeout = REQUEST_TIMEOUT_S
+class _Handler(KeepAliveHandler):
+    timeout = REQUEST_TIMEOUT_S  # also how long a kept-alive connection may sit idle
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # Through logging (shown when the caller configures INFO, as `hil server` does), not werkzeug's
@@ -62,10 +63,12 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 class ServerHandle:
-    """The server on a real threaded WSGI server in a background thread.
+    """The server on a real threaded WSGI server in a background thread, HTTP/1.1 with persistent
+    connections (:mod:`hil.server.keepalive`).
 
     ``port=0`` picks a free port (see :attr:`url` after :meth:`start`). Nothing happens until
-    :meth:`start`; :meth:`stop` shuts down, joins the thread and closes the database.
+    :meth:`start`; :meth:`stop` shuts down, closes idle kept-alive connections at once (requests in
+    progress get :data:`STOP_GRACE_S`), joins the thread and closes the database.
     """
 
     def __init__(
@@ -86,7 +89,7 @@ class ServerHandle:
         self.defects = tuple(defects)
         self.tls_cert, self.tls_key = tls_cert, tls_key
         self.app: Flask | None = None
-        self._server: BaseWSGIServer | None = None
+        self._server: KeepAliveServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -102,6 +105,13 @@ class ServerHandle:
         scheme = "https" if self.tls_cert else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def connections(self) -> ConnectionTracker:
+        """Connections accepted, requests answered and connections open (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("server not started: call start() or use `with ServerHandle(...)`")
+        return self._server.connections
 
     @property
     def state(self) -> ServerState:
@@ -121,13 +131,8 @@ class ServerHandle:
             ssl_context = server_tls_context(self.tls_cert, self.tls_key)
         self.app = create_app(self.config, defects=self.defects)
         try:
-            self._server = make_server(
-                self.host,
-                self.requested_port,
-                self.app,
-                threaded=True,
-                request_handler=_Handler,
-                ssl_context=ssl_context,
+            self._server = KeepAliveServer(
+                self.host, self.requested_port, self.app, handler=_Handler, ssl_context=ssl_context
             )
         except OSError as exc:
             close_app(self.app)
@@ -149,6 +154,9 @@ class ServerHandle:
             thread.join(timeout)
             if thread.is_alive():
                 raise RuntimeError(f"server thread on port {server.server_port} did not stop within {timeout} s")
+        stuck = server.connections.close_all(min(STOP_GRACE_S, timeout))
+        if stuck:
+            log.warning("%d request(s) on port %d still running at stop (daemon threads)", stuck, server.server_port)
         server.server_close()
         if self.app is not None:
             close_app(self.app)

@@ -25,6 +25,7 @@ from hil.protocol.jsonio import load_json_object
 from hil.protocol.readings import valid_device_id
 from hil.server import ota_faults as faults
 from hil.server.config import ServerConfig
+from hil.server.keepalive import CLOSE_CONNECTION
 from hil.server.state import reject, server_state
 
 bp = Blueprint("ota", __name__, url_prefix="/api/ota")
@@ -209,8 +210,10 @@ def download(version: str, n: str) -> Response:
 
 def _dropped(data: bytes) -> Response:
     """A response whose Content-Length promises ``data`` but which sends half and shuts the TCP
-    connection, so the client sees a connection error / IncompleteRead, never a clean 200."""
+    connection, so the client sees a connection error / IncompleteRead, never a clean 200. The
+    server then closes that connection (no ``Connection: close`` announces it: a drop is a surprise)."""
     sock: socket.socket | None = request.environ.get("werkzeug.socket")
+    request.environ[CLOSE_CONNECTION] = True
 
     def body() -> Iterator[bytes]:
         yield data[: len(data) // 2]

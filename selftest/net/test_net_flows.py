@@ -85,3 +85,33 @@ def test_udp_datagrams_keep_boundaries_and_direction() -> None:
     (flow,) = build_flows(pkts)
     assert flow.proto == "udp" and [d.payload for d in flow.datagrams] == [b"one", b"two", b"three"]
     assert [d.direction for d in flow.datagrams] == ["c2s", "s2c", "c2s"] and flow.bytes_sent("c2s") == 8
+
+
+def test_kept_alive_ota_stream_splits_by_content_length_and_a_cut_body_has_no_response() -> None:
+    """A device's update connection: GETs whose binary bodies hold text that looks like HTTP, split
+    across segments, then a response cut mid-body (the drop fault) and the server's FIN."""
+    chunk = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" + bytes(range(256)) * 7
+    conv = TcpConversation(C, S, mss=700)
+    pkts = conv.handshake()
+    for n in range(3):
+        pkts += conv.data("c2s", f"GET /api/ota/download/2.0.0/{n} HTTP/1.1\r\nHost: s\r\n\r\n".encode())
+        pkts += conv.data("s2c", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(chunk) + chunk)
+    pkts += conv.data("c2s", b"GET /api/ota/download/2.0.0/3 HTTP/1.1\r\nHost: s\r\n\r\n")
+    pkts += conv.data("s2c", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(chunk) + chunk[:900])
+    (flow,) = build_flows(pkts + conv.close("s2c") + conv.close("c2s"))
+    exchanges = flow.http_exchanges()
+    assert [ex.request.target[-1] for ex in exchanges] == ["0", "1", "2", "3"]
+    assert [ex.response.body for ex in exchanges[:3]] == [chunk] * 3 and exchanges[3].response is None
+
+
+def test_requests_of_interleaved_kept_alive_connections_are_ordered_by_their_own_time() -> None:
+    clock = iter(range(1, 100))
+    a = TcpConversation(C, S, clock=lambda: float(next(clock)))
+    b = TcpConversation(("127.0.0.5", 40001), S, clock=a.clock)
+    get = "GET /{} HTTP/1.1\r\nHost: s\r\n\r\n".format
+    pkts = a.handshake() + a.data("c2s", get("a1").encode()) + b.handshake() + b.data("c2s", get("b1").encode())
+    pkts += a.data("c2s", get("a2").encode())
+    timed = sorted((f.time_of("c2s", r.offset), r.target) for f in build_flows(pkts) for r in f.http_requests())
+    assert [target for _, target in timed] == ["/a1", "/b1", "/a2"]
+    (udp,) = build_flows([udp_frame(C, S, b"x", when=7.0)])
+    assert udp.time_of("c2s", 0) == 7.0

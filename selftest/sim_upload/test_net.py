@@ -1,9 +1,12 @@
 """The device's network side: HTTPS with the provisioned CA, a MITM certificate refused before
-anything is sent, and the Wi-Fi-like MSS clamp."""
+anything is sent, the Wi-Fi-like MSS clamp, and the kept-alive HttpSession."""
 
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -81,3 +84,95 @@ def test_endpoint_parsing():
     assert net.Endpoint.parse("http://h").port == 80
     with pytest.raises(ValueError, match="not http"):
         net.Endpoint.parse("coap://h")
+
+
+# -- HttpSession: one kept-alive connection, a new one only after a failure or an announced close --
+class _Scripted(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive test server: ``/close`` announces a close, ``/vanish`` answers and then
+    closes without saying so, ``/big`` answers 100 bytes; anything else answers ``ok``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = b"x" * 100 if self.path == "/big" else b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path == "/close":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        if self.path == "/vanish":
+            self.close_connection = True
+        self.server.peers.append(self.client_address)  # type: ignore[attr-defined]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[net.Endpoint]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    server.daemon_threads = True
+    server.peers = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield net.Endpoint("http", "127.0.0.1", server.server_address[1], "")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_session_reuses_one_connection(make_server) -> None:
+    server = make_server()
+    with net.HttpSession(net.Endpoint.parse(server.url)) as session:
+        replies = [session.get("/api/ota/check/EW-0001?version=1.0.0") for _ in range(3)]
+        replies.append(session.post_json("/api/ota/status", b"{}"))
+        assert session.connected and (session.connections, session.requests) == (1, 4)
+    assert [r.status for r in replies] == [200, 200, 200, 400] and not session.connected
+    assert server.handle.connections.wait_closed(5) and server.handle.connections.accepted == 1
+
+
+def test_session_reconnects_after_an_announced_close(scripted) -> None:
+    with net.HttpSession(scripted) as session:
+        assert session.get("/close").body == b"ok" and not session.connected
+        assert session.get("/a").body == b"ok" and session.get("/b").body == b"ok"
+        assert session.connections == 2
+
+
+def test_a_silent_close_fails_the_next_request_and_the_one_after_reconnects(scripted) -> None:
+    with net.HttpSession(scripted) as session:
+        assert session.get("/vanish").body == b"ok" and session.connected  # nothing said it would close
+        with pytest.raises(net.NetError, match="failed"):
+            session.get("/a")  # never re-sent behind the firmware's back
+        assert not session.connected
+        assert session.get("/a").body == b"ok" and session.connections == 2
+
+
+def test_a_reply_longer_than_read_drops_the_connection(scripted) -> None:
+    with net.HttpSession(scripted) as session:
+        assert len(session.get("/big", max_bytes=10).body) == 10 and not session.connected
+        assert session.get("/a").body == b"ok" and session.connections == 2
+
+
+def test_an_exception_in_on_sent_closes_the_connection(scripted) -> None:
+    class Cut(Exception):
+        pass
+
+    def cut() -> None:
+        raise Cut
+
+    with net.HttpSession(scripted) as session:
+        session.get("/a")
+        with pytest.raises(Cut):
+            session.post_json("/a", b"{}", on_sent=cut)
+        assert not session.connected
+
+
+def test_a_tls_failure_leaves_no_connection(make_server, pki) -> None:
+    server = make_server(tls="mitm")
+    session = net.HttpSession(net.Endpoint.parse(server.url), ca_pem=pki.ca_cert.read_text())
+    with pytest.raises(net.TlsError, match="certificate verify failed"):
+        session.get("/api/ota/check/EW-0001?version=1.0.0")
+    assert not session.connected and session.connections == 0 and session.requests == 0

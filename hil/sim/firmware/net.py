@@ -4,6 +4,10 @@ Real sockets from the board's own address, with the TCP MSS clamped like Wi-Fi (
 would otherwise put 64 KiB segments on the wire, which captures truncate). HTTPS verifies the server
 certificate against the CA PEM the device was provisioned with, hostname or IP included; a handshake
 failure raises :class:`TlsError` before a single byte of the request is sent.
+
+:func:`get` and :func:`post_json` use one connection per request (an upload cycle); an
+:class:`HttpSession` keeps one connection alive over several requests (an OTA update), reconnecting
+only after a failure or a close the server announced.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ class HttpReply:
 def open_socket(
     host: str, port: int, *, source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S
 ) -> socket.socket:
-    """A TCP connection to *host*:*port* from *source*, MSS clamped to :data:`WIFI_MSS` before connect."""
+    """A TCP connection to *host*:*port* from *source*, MSS clamped to :data:`WIFI_MSS` before connect,
+    Nagle off."""
     family = socket.AF_INET6 if source and ":" in source else socket.AF_INET
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
@@ -98,6 +103,9 @@ def open_socket(
     try:
         # The clamp must precede connect(): the MSS option travels in the SYN.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, WIFI_MSS)
+        # http.client writes a POST's headers and body separately: on a kept-alive connection Nagle
+        # would hold the body until the server's delayed ACK (~40 ms on Linux) for every report.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(timeout)
         if source:
             sock.bind((source, 0))
@@ -165,7 +173,8 @@ def get(
     timeout: float = DEFAULT_TIMEOUT_S,
     max_bytes: int = MAX_REPLY_BYTES,
 ) -> HttpReply:
-    """GET *path* (query included) on one new connection; at most *max_bytes* of the body are read.
+    """GET *path* (query included) on one new connection, closed after the reply; at most *max_bytes*
+    of the body are read.
 
     A body cut short of its ``Content-Length`` (connection dropped mid-reply) is a :class:`NetError`,
     like a timeout or a refused connection; :class:`TlsError` as for :func:`post_json`.
@@ -198,31 +207,109 @@ def _request(
     max_bytes: int,
 ) -> HttpReply:
     """One request on its own connection (MSS clamp, source address, TLS against *ca_pem*)."""
-    ctx = tls_context(ca_pem, verify=verify) if endpoint.scheme == "https" else None
-    sock = open_socket(endpoint.host, endpoint.port, source=source, timeout=timeout)
-    if ctx is not None:
-        sock = _handshake(ctx, sock, endpoint)
-    conn = _Connection(endpoint, sock, timeout)
-    headers = {"User-Agent": "ESP32 HTTP Client/1.0"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    try:
-        conn.request(method, endpoint.base_path + path, body=body, headers=headers)
-        if on_sent is not None:
-            on_sent()
-        response = conn.getresponse()
-        data = response.read(max_bytes)
-        missing = response.length or 0  # what Content-Length promised and never came
-    except (OSError, http.client.HTTPException) as exc:
-        raise NetError(f"request to {endpoint.host}:{endpoint.port} failed: {_describe(exc)}") from None
-    finally:
-        conn.close()
-    if missing and len(data) < max_bytes:
-        raise NetError(
-            f"request to {endpoint.host}:{endpoint.port} failed: connection closed after "
-            f"{len(data)} of {len(data) + missing} bytes"
-        )
-    return HttpReply(response.status, data)
+    with HttpSession(endpoint, ca_pem=ca_pem, verify=verify, source=source, timeout=timeout) as session:
+        return session.request(method, path, body, max_bytes=max_bytes, on_sent=on_sent)
+
+
+class HttpSession:
+    """Requests to one endpoint over one kept-alive connection, like an ``esp_http_client`` handle
+    used for several requests (HTTP/1.1 persistent connection).
+
+    The connection opens on the first request (MSS clamp, source address, TLS verified against the
+    provisioned CA: :class:`TlsError` before anything is sent) and is reused while the server keeps
+    it. It is closed, and the next request opens a new one, after any failure (refused, reset,
+    timeout, a body cut short of its Content-Length), when the server answers ``Connection: close``
+    or a reply is longer than was read, and by :meth:`close`. A failed request is never re-sent
+    behind the caller's back: retrying is the firmware's decision. :attr:`connections` counts the
+    connections opened, :attr:`requests` the requests sent.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        ca_pem: str = "",
+        verify: bool = True,
+        source: str | None = DEFAULT_SOURCE,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.endpoint = endpoint
+        self._ca_pem, self._verify, self._source, self._timeout = ca_pem, verify, source, timeout
+        self._conn: _Connection | None = None
+        self.connections = 0
+        self.requests = 0
+
+    @property
+    def connected(self) -> bool:
+        """A connection is open (the next request reuses it)."""
+        return self._conn is not None
+
+    def get(self, path: str, *, max_bytes: int = MAX_REPLY_BYTES) -> HttpReply:
+        """GET *path* (query included); at most *max_bytes* of the body are read (see :func:`get`)."""
+        return self.request("GET", path, None, max_bytes=max_bytes)
+
+    def post_json(self, path: str, body: bytes, *, on_sent: Callable[[], None] | None = None) -> HttpReply:
+        """POST *body* (JSON) to *path* (see :func:`post_json`)."""
+        return self.request("POST", path, body, on_sent=on_sent)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        max_bytes: int = MAX_REPLY_BYTES,
+        on_sent: Callable[[], None] | None = None,
+    ) -> HttpReply:
+        """One request on the session's connection (opened first if there is none)."""
+        conn = self._conn if self._conn is not None else self._connect()
+        headers = {"User-Agent": "ESP32 HTTP Client/1.0"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        self.requests += 1
+        try:
+            conn.request(method, self.endpoint.base_path + path, body=body, headers=headers)
+            if on_sent is not None:
+                on_sent()
+            response = conn.getresponse()
+            data = response.read(max_bytes)
+            missing = response.length or 0  # what Content-Length promised and never came
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise NetError(f"request to {self.endpoint.host}:{self.endpoint.port} failed: {_describe(exc)}") from None
+        except BaseException:  # a power cut or reset in on_sent: the connection goes with the device
+            self.close()
+            raise
+        if missing or response.will_close or not response.isclosed():
+            self.close()  # cut short, announced close, or body left unread: the stream is not reusable
+        if missing and len(data) < max_bytes:
+            raise NetError(
+                f"request to {self.endpoint.host}:{self.endpoint.port} failed: connection closed after "
+                f"{len(data)} of {len(data) + missing} bytes"
+            )
+        return HttpReply(response.status, data)
+
+    def close(self) -> None:
+        """Close the connection, if one is open (idempotent); the next request opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> HttpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self) -> _Connection:
+        endpoint = self.endpoint
+        ctx = tls_context(self._ca_pem, verify=self._verify) if endpoint.scheme == "https" else None
+        sock = open_socket(endpoint.host, endpoint.port, source=self._source, timeout=self._timeout)
+        if ctx is not None:
+            sock = _handshake(ctx, sock, endpoint)
+        self.connections += 1
+        self._conn = _Connection(endpoint, sock, self._timeout)
+        return self._conn
 
 
 def _handshake(ctx: ssl.SSLContext, sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
@@ -245,7 +332,7 @@ class _Connection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         # The socket is already connected; http.client must never reconnect behind our back.
-        raise NetError("connection closed; the device opens one connection per request")
+        raise NetError("connection closed; a new connection is the session's decision")
 
 
 def _describe(exc: BaseException) -> str:

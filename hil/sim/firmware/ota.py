@@ -2,11 +2,12 @@
 and the periodic check task.
 
 check → refuse a version ≤ the running one (``DOWNGRADE_REFUSED``) → manifest → erase the secondary
-slot → download the chunks in order (each up to :data:`MAX_CHUNK_ATTEMPTS` times on a new connection,
-resuming at the chunk that failed), decrypting AES-256-CBC as one stream and writing the plaintext
-into the slot as it comes → SHA-256 of the slot, then RSASSA-PSS over it with the FOTA key the
-running image carries → record the attempt in NVS, ``boot_set_pending`` (test swap), reboot. Any
-failure erases the secondary slot, is logged and reported, and the running image stays.
+slot → download the chunks in order over one kept-alive connection (a failed chunk is tried up to
+:data:`MAX_CHUNK_ATTEMPTS` times, each retry on a new connection, resuming at the chunk that failed),
+decrypting AES-256-CBC as one stream and writing the plaintext into the slot as it comes → SHA-256
+of the slot, then RSASSA-PSS over it with the FOTA key the running image carries → record the
+attempt in NVS, ``boot_set_pending`` (test swap), reboot. Any failure erases the secondary slot, is
+logged and reported, and the running image stays.
 What happens after the reboot (self-test, confirm, rolled-back report) is :mod:`ota_boot`.
 
 Defects honoured here: ``ota-skip-hash``, ``ota-skip-signature`` (:func:`_verify`),
@@ -108,6 +109,16 @@ def _check(device: Device, timeout: float) -> str:
         return "error"
     try:
         client = OtaClient(device, timeout)
+    except ValueError as exc:
+        log.e(TAG, f"Update check failed: {exc}")
+        return "error"
+    with client:  # one kept-alive connection for the whole update, closed however it ends (Reboot too)
+        return _update(device, client)
+
+
+def _update(device: Device, client: OtaClient) -> str:
+    log, rt = device.log, device.rt
+    try:
         log.i(TAG, f"Checking for updates at {client.check_url(device.version)}")
         offer = client.check(device.version)
     except net.TlsError as exc:
@@ -223,7 +234,8 @@ def _progress(device: Device, client: OtaClient, version: str, percent: int, don
 
 
 def _fetch(device: Device, client: OtaClient, manifest: Manifest, chunk: int) -> bytes:
-    """One chunk, retried on a new connection after a drop, short read, timeout or HTTP error."""
+    """One chunk, retried on a new connection after a drop, short read, timeout or HTTP error (the
+    client closes the kept-alive connection on any failed chunk)."""
     log, rt = device.log, device.rt
     attempts = 1 if "ota-no-resume" in rt.defects else MAX_CHUNK_ATTEMPTS
     for attempt in range(1, attempts + 1):

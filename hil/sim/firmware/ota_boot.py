@@ -77,7 +77,8 @@ def self_test(device: Device) -> str | None:
     if device.desc.project_name == SELFTEST_FAIL_PROJECT:
         return f"application check failed (project {device.desc.project_name})"
     try:
-        OtaClient(device).check(device.version)
+        with OtaClient(device) as client:
+            client.check(device.version)
     except (ValueError, net.NetError) as exc:  # OtaReplyError is a ValueError
         return f"update server unreachable: {getattr(exc, 'reason', exc)}"
     return None
@@ -89,4 +90,5 @@ def _report(device: Device, status: str, version: str, **fields: object) -> None
     except ValueError as exc:  # unprovisioned: nobody to tell
         device.log.w(TAG, f"Status report '{status}' failed: {exc}")
         return
-    client.report(status, version, **fields)
+    with client:
+        client.report(status, version, **fields)

@@ -1,5 +1,6 @@
 """The device's side of the FOTA wire protocol (PROTOCOL.md "Firmware over the air"): the update
-check, the manifest, chunk downloads and status reports, over :mod:`hil.sim.firmware.net`.
+check, the manifest, chunk downloads and status reports, over one kept-alive connection per update
+(:class:`hil.sim.firmware.net.HttpSession`).
 
 Everything the server sends is untrusted input and is validated field by field, as the C firmware
 does with cJSON: a malformed reply is an :class:`OtaReplyError` naming what is wrong, never a crash.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import quote
 
 from hil.protocol.errors import ProtocolError
@@ -149,18 +150,16 @@ def parse_manifest(reply: net.HttpReply) -> Manifest:
     return manifest
 
 
-class _NetOptions(TypedDict):
-    """The connection options every request of an :class:`OtaClient` passes to :mod:`~hil.sim.firmware.net`."""
-
-    ca_pem: str
-    verify: bool
-    source: str | None
-    timeout: float
-
-
 class OtaClient:
-    """The device's client of its update server: one new connection per request, TLS verified
-    against the provisioned CA, from the board's address, with the board's HTTP timeout."""
+    """The device's client of its update server for one update: one kept-alive connection (an
+    ``esp_http_client`` handle reused for check, manifest, chunks and reports), TLS verified against
+    the provisioned CA, from the board's address, with the board's HTTP timeout.
+
+    After a failed request the next one opens a new connection (:class:`~hil.sim.firmware.net.HttpSession`);
+    a chunk that came wrong (HTTP error, wrong length) also drops the connection, so every retry of
+    a chunk starts on a new one. Use as a context manager (or call :meth:`close`): the connection is
+    closed however the update ends.
+    """
 
     def __init__(self, device: Device, timeout: float = net.DEFAULT_TIMEOUT_S) -> None:
         ident = device.identity
@@ -168,12 +167,23 @@ class OtaClient:
             raise ValueError("device not provisioned with device_id/server_url")
         self._device = device
         self.endpoint = net.Endpoint.parse(ident.server_url)  # ValueError names a bad URL
-        self._options = _NetOptions(
+        self.session = net.HttpSession(
+            self.endpoint,
             ca_pem=ident.ca_cert,
             verify="tls-no-verify" not in device.rt.defects,
             source=getattr(device.rt, "net_address", net.DEFAULT_SOURCE),
             timeout=timeout,
         )
+
+    def close(self) -> None:
+        """Close the connection to the update server (idempotent)."""
+        self.session.close()
+
+    def __enter__(self) -> OtaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def device_id(self) -> str:
@@ -190,29 +200,31 @@ class OtaClient:
 
     def check(self, version: str) -> Offer | None:
         """Ask for an update from ``version``; raises ``net.NetError`` or :class:`OtaReplyError`."""
-        return parse_offer(net.get(self.endpoint, self._check_path(version), **self._options))
+        return parse_offer(self.session.get(self._check_path(version)))
 
     def manifest(self, offer: Offer) -> Manifest:
         """Fetch and validate the manifest the offer points at."""
-        return parse_manifest(net.get(self.endpoint, offer.manifest_url, **self._options))
+        return parse_manifest(self.session.get(offer.manifest_url))
 
     def chunk(self, manifest: Manifest, chunk: int) -> bytes:
         """Chunk ``chunk`` of the ciphertext, exactly as long as the manifest says it must be.
-        Raises ``net.NetError`` when it does not come complete (retry it on a new connection)."""
+        Raises ``net.NetError`` when it does not come complete; the connection is closed then, so a
+        retry goes out on a new one."""
         path = DOWNLOAD_PATH.format(version=quote(manifest.version, safe=""), chunk=chunk)
         want = manifest.chunk_length(chunk)
-        reply = net.get(self.endpoint, path, max_bytes=want + 1, **self._options)
+        reply = self.session.get(path, max_bytes=want + 1)
+        if reply.ok and len(reply.body) == want:
+            return reply.body
+        self.session.close()
         if not reply.ok:
             raise net.NetError(f"HTTP {reply.status} {reply.error_code()}")
-        if len(reply.body) != want:
-            raise net.NetError(f"got {len(reply.body)} bytes, expected {want}")
-        return reply.body
+        raise net.NetError(f"got {len(reply.body)} bytes, expected {want}")
 
     def report(self, status: str, version: str, **fields: object) -> bool:
         """POST a status report; a failure is logged (``Status report ... failed``), never raised."""
         doc = {"device_id": self.device_id, "firmware_version": version, "status": status, **fields}
         try:
-            reply = net.post_json(self.endpoint, STATUS_PATH, json.dumps(doc).encode(), **self._options)
+            reply = self.session.post_json(STATUS_PATH, json.dumps(doc).encode())
         except net.NetError as exc:
             reason = exc.reason
         else:
