@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 from hil.images.build import load_or_build
+from hil.net.fallback import Capture
+from hil.net.flows import flows_from_pcap
+from hil.net.http import HttpExchange, HttpParseError
 from hil.ota.board import OtaBoard
-from hil.ota.sweep import CutPoint, sweep_points
+from hil.ota.sweep import SELFTEST_PASSED, CutPoint, sweep_points
 from hil.server.under_test import ServerUnderTest
 from hil.settings import settings
 
@@ -137,9 +140,10 @@ def test_ota_image_with_other_mcuboot_key_refused_at_swap(ota_board: OtaBoard) -
 
 @pytest.mark.stride("D", threat="a flaky link makes the update fail or start over")
 @pytest.mark.fails_with("ota-no-resume")
-def test_ota_dropped_connection_resumes(ota_board: OtaBoard) -> None:
+def test_ota_dropped_connection_resumes(ota_board: OtaBoard, capture: Capture) -> None:
     """The server drops the connection twice in the middle of a chunk: the device retries that chunk
-    on a new connection (no restart from zero) and the update completes."""
+    on a new connection (no restart from zero) and the update completes. The capture shows it: the
+    chunk was asked for on three connections, the first two cut before its body was complete."""
     ota_board.server.add_fault("drop_connection", chunk=FAULT_CHUNK, times=2)
     mark = ota_board.console.mark()
     ota_board.update("app-v2")
@@ -148,6 +152,26 @@ def test_ota_dropped_connection_resumes(ota_board: OtaBoard) -> None:
     assert len(retried) == 2, retried
     progress = [e for e in events if e.event == "ota.progress"]
     assert [e.fields["percent"] for e in progress].count("0") == 1, "the download restarted from 0 %"
+    if not ota_board.server.url.startswith("https:"):  # over TLS the capture cannot tell which chunk
+        chunk = f"/download/{ota_board.version_of('app-v2')}/{FAULT_CHUNK}"
+        attempts = _exchanges_on_each_connection(capture, chunk)
+        assert len(attempts) == 3, f"chunk {FAULT_CHUNK} asked for on {len(attempts)} connection(s), expected 3"
+        assert [ex.response is None for ex in attempts] == [True, True, False], "a drop left a complete answer"
+
+
+def _exchanges_on_each_connection(capture: Capture, target_suffix: str) -> list[HttpExchange]:
+    """Per TCP connection of the capture, the last exchange whose request target ends with the
+    suffix (plain HTTP connections only), in capture order."""
+    capture.sync()
+    found = []
+    for flow in flows_from_pcap(capture.path):
+        try:
+            exchanges = flow.http_exchanges() if flow.proto == "tcp" else []
+        except HttpParseError:
+            continue  # not HTTP
+        matching = [ex for ex in exchanges if (ex.request.target or "").endswith(target_suffix)]
+        found += matching[-1:]
+    return found
 
 
 @pytest.mark.stride("D", threat="a slow server bricks the device or leaves a half-written image")
@@ -187,10 +211,26 @@ def test_ota_image_failing_selftest_is_reverted(ota_board: OtaBoard) -> None:
 def test_ota_power_cut(ota_board: OtaBoard, cut_point: CutPoint) -> None:
     """Power is cut at one point of a v1 → v2 update: the board boots a verified signed image — v1
     before the swap was requested or after an unconfirmed start, v2 from the swap request on — and
-    after a cut that left v1 running, the update can be done again."""
+    after a cut that left v1 running, the device takes the update up again (offered v2, it writes the
+    first chunk into the slot; power is cut there too). That the whole update then completes is
+    ``test_ota_update_completes_after_power_cut``: one full update per cut is not needed to show it."""
     v1, v2 = ota_board.running, ota_board.version_of("app-v2")
     expected = v1 if cut_point.settles_on == "old" else v2
     assert ota_board.cut_update(cut_point) == expected, f"after {cut_point.id} the board runs the wrong image"
     assert ota_board.running_version() == expected
     if cut_point.settles_on == "old":
-        ota_board.update("app-v2")
+        ota_board.expect_update_restarts("app-v2")
+
+
+@pytest.mark.stride("D", threat="a power cut during an update leaves the device unable to take the update again")
+@pytest.mark.needs("power-cut")
+@pytest.mark.fails_with("mcuboot-never-revert")
+def test_ota_update_completes_after_power_cut(ota_board: OtaBoard) -> None:
+    """Power is cut after v2 passed its self-test but before it confirmed — of all cuts the one that
+    leaves the most behind (a reverted image in the secondary slot, MCUboot's trailers after a swap
+    back, the attempt record): MCUboot reverts to v1, which reports the rollback, and the whole update
+    then runs again and completes (v2 verified, swapped in, confirmed, success reported)."""
+    v1 = ota_board.running
+    assert ota_board.cut_update(SELFTEST_PASSED) == v1, f"after {SELFTEST_PASSED.id} the board runs the wrong image"
+    ota_board.assert_reported("rolled_back", "BOOT_FAILED")
+    ota_board.update("app-v2")

@@ -7,9 +7,10 @@ capabilities) and drivers bound to protocols. ``open()`` does the I/O; the const
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from hil.board.drivers import CheckpointPowerDriver, CommandPowerDriver, PowerDriver, ResetDriver, SerialLinesReset
-from hil.board.spec import BoardSpec
+from hil.board.spec import DEFAULT_RESET_PULSE, BoardSpec
 from hil.board.transport import open_port
 from hil.console import Console, FirmwareProfile
 from hil.flashing import FlashRegion, FlashReport, erase_port, flash_port
@@ -50,7 +51,7 @@ class Board:
         *,
         profile: FirmwareProfile | None = None,
         power: PowerDriver | None = None,
-        reset_driver: Callable[[SerialPort], ResetDriver] = SerialLinesReset,
+        reset_driver: Callable[[SerialPort], ResetDriver] | None = None,
         flash_baud: int | None = None,
     ) -> None:
         self.spec = spec
@@ -58,7 +59,11 @@ class Board:
         self._power = power
         if self._power is None and spec.power_command:
             self._power = CommandPowerDriver(spec.name, spec.power_command)
-        self._reset_driver_factory = reset_driver
+        pulse = DEFAULT_RESET_PULSE if spec.reset_pulse is None else spec.reset_pulse
+        self._reset_driver_factory = reset_driver or partial(SerialLinesReset, reset_pulse=pulse)
+        # Known reset timing (declared, or a driver given): the harness also takes the board into the
+        # ROM loader itself, instead of esptool's sequences with their fixed 100 + 50 ms.
+        self._own_loader_entry = reset_driver is not None or spec.reset_pulse is not None
         self.flash_baud = flash_baud
         self._port: SerialPort | None = None
         self._console: Console | None = None
@@ -144,6 +149,10 @@ class Board:
         self.console.expect_reset(ARMED_CUT_WINDOW)  # the reboot after the cut is not a crash
         return ArmedPowerCut(self.name, driver, checkpoint, expected)
 
+    def _loader_entry(self, port: SerialPort) -> Callable[[], None] | None:
+        """How the harness resets the board into the ROM loader, or None: esptool does it."""
+        return self._reset_driver_factory(port).enter_download if self._own_loader_entry else None
+
     def _with_loader(self, run: Callable[[SerialPort], FlashReport], reset: bool) -> FlashReport:
         console = self.console
         try:
@@ -169,11 +178,19 @@ class Board:
         """Write the regions whose flash MD5 differs (all with ``force``), then reset into the app."""
         return self._with_loader(
             lambda port: flash_port(
-                port, plan, board=self.name, flash_baud=self.flash_baud, progress=progress, force=force
+                port,
+                plan,
+                board=self.name,
+                flash_baud=self.flash_baud,
+                progress=progress,
+                force=force,
+                enter_loader=self._loader_entry(port),
             ),
             reset,
         )
 
     def erase_region(self, offset: int, size: int, *, reset: bool = True) -> FlashReport:
         """Erase ``size`` bytes at ``offset`` (4 KiB aligned), e.g. the bootloader, then reset."""
-        return self._with_loader(lambda port: erase_port(port, offset, size, board=self.name), reset)
+        return self._with_loader(
+            lambda port: erase_port(port, offset, size, board=self.name, enter_loader=self._loader_entry(port)), reset
+        )

@@ -13,10 +13,10 @@ import subprocess
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from hil.board.spec import DEFAULT_RESET_PULSE
 from hil.serial_port import SerialPort
 
-RESET_PULSE = 0.1  # EN held low (esptool uses 100 ms)
-BOOT_HOLD = 0.05  # IO0 held low after EN rises, for the ROM to sample it
+RESET_PULSE = DEFAULT_RESET_PULSE  # EN held low (esptool uses 100 ms); a board fact (BoardSpec.reset_pulse)
 POWER_TIMEOUT = 30.0
 
 
@@ -66,30 +66,35 @@ class CheckpointPowerDriver(PowerDriver, Protocol):
 
 def _hold(seconds: float) -> None:
     # a pulse width the hardware needs, not synchronisation: nothing to wait on but time
-    time.sleep(seconds)
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 class SerialLinesReset:
-    """DTR/RTS sequences on an open serial port (esptool's HardReset and ClassicReset)."""
+    """DTR/RTS sequences on an open serial port (esptool's HardReset and ClassicReset). ``reset_pulse``
+    is the board's EN low time (``BoardSpec.reset_pulse``); IO0 is held low for half of it after EN
+    rises, for the ROM to sample it (esptool: 100 ms and 50 ms; both span the RC delay on EN)."""
 
-    def __init__(self, port: SerialPort) -> None:
+    def __init__(self, port: SerialPort, reset_pulse: float = RESET_PULSE) -> None:
         self._port = port
+        self._reset_pulse = reset_pulse
+        self._boot_hold = reset_pulse / 2
 
     def hard_reset(self) -> None:
-        """RTS pulse with DTR released: EN low for 100 ms, IO0 high, so the app boots."""
+        """RTS pulse with DTR released: EN low for ``reset_pulse`` (100 ms), IO0 high, so the app boots."""
         self._port.dtr = False
         self._port.rts = True
-        _hold(RESET_PULSE)
+        _hold(self._reset_pulse)
         self._port.rts = False
 
     def enter_download(self) -> None:
         """esptool's classic sequence: EN low, then IO0 low as EN rises, then release both."""
         self._port.dtr = False
         self._port.rts = True
-        _hold(RESET_PULSE)
+        _hold(self._reset_pulse)
         self._port.dtr = True
         self._port.rts = False
-        _hold(BOOT_HOLD)
+        _hold(self._boot_hold)
         self._port.dtr = False
 
 

@@ -14,6 +14,8 @@ Boards file::
     power_command = "uhubctl -l 1-1 -p 2 -a {action}"  # implies the "power" capability
     network_interface = "wlan1"
     network_address = "192.168.4.2"
+    reset_pulse = 0.1                                # optional: s EN is held low for a reset; given, the
+                                                     # harness also enters the ROM loader itself
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ _FILE_FIELDS = {
     "power_command",
     "network_interface",
     "network_address",
+    "reset_pulse",
     "description",
 }
+MAX_RESET_PULSE = 5.0  # s: longer is a typo (ms for s), and every reset would pay for it
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -142,6 +146,16 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
     if odd:  # refused, not warned: a misspelt capability would silently skip every scenario needing it
         raise InventoryError(f"{where}: capabilities {odd} are unknown; use some of {sorted(CAPABILITIES)}")
     baud = _field(where, entry, "baud", int, 115200)
+    reset_pulse = entry.get("reset_pulse")
+    if reset_pulse is not None and (
+        isinstance(reset_pulse, bool)
+        or not isinstance(reset_pulse, (int, float))
+        or not 0 <= reset_pulse <= MAX_RESET_PULSE
+    ):
+        raise InventoryError(
+            f"{where}: field 'reset_pulse' must be the seconds EN is held low for a reset (0 to {MAX_RESET_PULSE:g}), "
+            f"got {reset_pulse!r}"
+        )
     return BoardSpec(
         name=name,
         port=port,
@@ -152,6 +166,7 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
         power_command=power_command,
         network_interface=_field(where, entry, "network_interface", str),
         network_address=_field(where, entry, "network_address", str),
+        reset_pulse=None if reset_pulse is None else float(reset_pulse),
         description=_field(where, entry, "description", str, ""),
     )
 

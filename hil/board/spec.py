@@ -20,6 +20,10 @@ KNOWN_CHIPS: tuple[str, ...] = (
     "esp8266",
 )
 
+# EN held low for a hard reset (esptool's 100 ms) of a board that declares no ``reset_pulse``: a dev
+# board's EN pin has an RC delay (10 kΩ, 1 µF) that a shorter pulse may not get through.
+DEFAULT_RESET_PULSE = 0.1
+
 # Capability names a scenario may require; anything else in an inventory is accepted but warned about
 CAPABILITIES: dict[str, str] = {
     "power": "power can be cut and restored (power_command or a virtual board's switch)",
@@ -44,6 +48,9 @@ class BoardSpec:
     power_command: str | None = None  # e.g. "uhubctl -l 1-1 -p 2 -a {action}"; {action} = off|on|cycle
     network_interface: str | None = None  # where the board's traffic can be sniffed (bench AP, lo)
     network_address: str | None = None  # the board's IP address as the server sees it
+    # s EN is held low for a reset. Declared, the harness drives every reset itself with it, into the
+    # ROM loader too; None: DEFAULT_RESET_PULSE, and esptool's own sequences for entering the loader.
+    reset_pulse: float | None = None
     description: str = ""
 
     def has(self, capability: str) -> bool:

@@ -51,6 +51,10 @@ class VirtualBoardSource:
             capabilities=VIRTUAL_CAPABILITIES,
             network_interface="lo",
             network_address=info.get("address", "127.0.0.1"),
+            # No RC on its EN: it takes DTR/RTS changes in order and EN falling stops the CPU before the
+            # next change is read, so a reset needs no pulse width (a real board's needs ~100 ms), and
+            # IO0 low after EN rose is latched for the strapping (hil.sim.reset_lines).
+            reset_pulse=0.0,
             description=f"virtual ESP32 (hil sim){defects}",
         )
         return spec, PowerSwitch(self.process.control_socket)

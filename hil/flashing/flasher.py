@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from hil.flashing.plan import FlashRegion, FlashReport, RegionResult
@@ -101,13 +101,16 @@ def flash_port(
     progress: ProgressFn | None = None,
     force: bool = False,
     timeout_scale: float = 1.0,
+    enter_loader: Callable[[], None] | None = None,
 ) -> FlashReport:
     """Connect esptool on the open ``port`` and apply ``regions`` skip-if-identical.
 
     The chip is left in the loader: the caller resets it (``Board.flash`` does, announcing the
-    reset to the console).
+    reset to the console). ``enter_loader`` resets it into the loader instead of esptool.
     """
-    session = FlashSession(port, board, flash_baud=flash_baud, progress=progress, timeout_scale=timeout_scale)
+    session = FlashSession(
+        port, board, flash_baud=flash_baud, progress=progress, timeout_scale=timeout_scale, enter_loader=enter_loader
+    )
     started = time.monotonic()
     session.connect()
     report = apply_plan(session, regions, board=board, port=session.port_name, force=force)
@@ -116,11 +119,18 @@ def flash_port(
 
 
 def erase_port(
-    port: SerialPort, offset: int, size: int, *, board: str, label: str = "erase", timeout_scale: float = 1.0
+    port: SerialPort,
+    offset: int,
+    size: int,
+    *,
+    board: str,
+    label: str = "erase",
+    timeout_scale: float = 1.0,
+    enter_loader: Callable[[], None] | None = None,
 ) -> FlashReport:
     """Connect esptool on the open ``port`` and erase ``size`` bytes at ``offset`` (4 KiB aligned)."""
     check_erase_range(offset, size)
-    session = FlashSession(port, board, timeout_scale=timeout_scale)
+    session = FlashSession(port, board, timeout_scale=timeout_scale, enter_loader=enter_loader)
     started = time.monotonic()
     session.connect()
     session.erase(offset, size)

@@ -2,10 +2,13 @@
 
 connect = reset into the ROM loader (DTR/RTS), detect the chip, upload the stub, optionally raise
 the baud rate, attach the SPI flash and set its size. Every step is bounded (``run_bounded``).
+The reset is esptool's (its sequences, with fixed 100 + 50 ms pulses), or the caller's
+``enter_loader`` when it knows the board's reset timing; esptool's follows if that does not connect.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -21,6 +24,10 @@ ROM_BAUDS = (115200, 57600)  # the ROM detects the rate from SYNC: a lower one h
 CONNECT_ATTEMPTS = 3
 CONNECT_TIMEOUT = 30.0
 MIB = 1024 * 1024
+ROM_WAITING = b"waiting for download"  # the ROM's last line before it listens for SYNC
+# Bounds the wait for that line after the board's own reset. A ROM whose output is off (eFuse) or at
+# another rate (26 MHz crystal: 74880 baud) never shows it; esptool's SYNC is then sent after this.
+LOADER_READY_TIMEOUT = 1.0
 ProgressFn = Callable[[str, int, int], None]  # (label, bytes done, bytes total)
 
 
@@ -46,8 +53,10 @@ class FlashSession:
         progress: ProgressFn | None = None,
         timeout_scale: float = 1.0,
         connect_attempts: int = CONNECT_ATTEMPTS,
+        enter_loader: Callable[[], None] | None = None,
     ) -> None:
         self.port = port
+        self.enter_loader = enter_loader
         self.connect_attempts = connect_attempts
         self.board = board
         self.flash_baud = flash_baud
@@ -92,17 +101,19 @@ class FlashSession:
         baud; raises :class:`FlashConnectError` naming the port and the likely causes."""
         esptool = esptool_module()
         errors = []
-        for baud in ROM_BAUDS:
+        resets = (True, False) if self.enter_loader is not None else (False,)
+        for baud, own_reset in [(baud, own) for baud in ROM_BAUDS for own in resets]:
             if not self.port.is_open:
                 self.port.open()  # esptool closes the port when a connect fails
+            how = " after the board's own reset" if own_reset else ""
             try:
                 self._esp = self._call(
-                    f"connect at {baud} baud", CONNECT_TIMEOUT, partial(self._connect, esptool, baud)
+                    f"connect at {baud} baud{how}", CONNECT_TIMEOUT, partial(self._connect, esptool, baud, own_reset)
                 )
                 break
             except FlashError as exc:
                 cause = exc.__cause__ or exc  # esptool's own words, without our prefix
-                errors.append(f"{baud} baud: {str(cause).strip().splitlines()[0]}")
+                errors.append(f"{baud} baud{how}: {str(cause).strip().splitlines()[0]}")
         else:
             raise FlashConnectError(
                 f"{self.board}: cannot connect to the ESP ROM loader on {self.port_name} ({'; '.join(errors)}). "
@@ -113,9 +124,14 @@ class FlashSession:
         self.chip = chip_key(self._esp.CHIP_NAME)
         self.mac = ":".join(f"{b:02x}" for b in self._call("read MAC", 10, self._esp.read_mac))
 
-    def _connect(self, esptool: Any, baud: int) -> Any:
+    def _connect(self, esptool: Any, baud: int, own_reset: bool) -> Any:
         cmds = esptool.cmds
-        esp = cmds.detect_chip(self.port, baud, "default-reset", connect_attempts=self.connect_attempts)
+        if own_reset and self.enter_loader is not None:
+            self.enter_loader()
+            self._await_rom_loader()
+            esp = cmds.detect_chip(self.port, baud, "no-reset", connect_attempts=1)
+        else:
+            esp = cmds.detect_chip(self.port, baud, "default-reset", connect_attempts=self.connect_attempts)
         esp = cmds.run_stub(esp)
         if self.flash_baud and self.flash_baud > baud:
             esp.change_baud(self.flash_baud)
@@ -123,6 +139,20 @@ class FlashSession:
         size = cmds.detect_flash_size(esp) or "4MB"
         esp.flash_set_parameters(esptool.util.flash_size_bytes(size))
         return esp
+
+    def _await_rom_loader(self) -> bool:
+        """Read the boot output until the ROM says it waits for download (a SYNC sent before it would be
+        lost, as the chip does not listen yet); False if it did not within LOADER_READY_TIMEOUT."""
+        deadline = time.monotonic() + LOADER_READY_TIMEOUT
+        seen = b""
+        while ROM_WAITING not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.port.timeout = remaining
+            data = self.port.read(max(1, self.port.in_waiting))
+            seen = seen[-len(ROM_WAITING) :] + data
+        return True
 
     @property
     def esp(self) -> Any:

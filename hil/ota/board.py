@@ -14,7 +14,7 @@ from hil.flashing import FlashRegion
 from hil.images.index import Index
 from hil.images.layout import layout_for
 from hil.images.nvs_gen import DeviceIdentity
-from hil.ota.sweep import CutPoint
+from hil.ota.sweep import FIRST_CHUNK, CutPoint
 from hil.ota.update_server import UpdateServer
 from hil.report.evidence import Evidence
 
@@ -88,7 +88,7 @@ class OtaBoard:
         mark = self.console.mark()
         self.console.expect_reset(DOWNLOAD_TIMEOUT + STEP_TIMEOUT)
         self.console.send("ota check")
-        self.console.expect_event("ota.checking", STEP_TIMEOUT, since=mark)
+        self.console.expect_event("ota.checking", STEP_TIMEOUT, since=mark, unless=["ota.check_failed"])
         return mark
 
     def expect_downloaded(self, version: str) -> None:
@@ -175,8 +175,14 @@ class OtaBoard:
         again after the cut and settled. Returns the version it runs then."""
         cut = self.board.arm_power_cut(point.checkpoint, restore=True, **point.fields)
         mark = self.check()
-        cut.wait(DOWNLOAD_TIMEOUT)
         c = self.console
+        c.expect_event(
+            "ota.available",
+            STEP_TIMEOUT,
+            version=self.version_of(image),
+            unless=["ota.none", "ota.check_failed", "ota.failed"],
+        )
+        cut.wait(DOWNLOAD_TIMEOUT)
         c.expect_event("rom.reset", STEP_TIMEOUT, since=mark, cause="POWERON_RESET")
         c.expect_event("boot.verified", STEP_TIMEOUT, unless=["boot.validated", "boot.no_image"], allow_reboot=True)
         version = c.expect_event("boot.version", STEP_TIMEOUT, allow_reboot=True)["version"]
@@ -184,6 +190,15 @@ class OtaBoard:
             c.expect_event("ota.confirmed", STEP_TIMEOUT, unless=["ota.selftest_failed"])
         self.running = version
         return version
+
+    def expect_update_restarts(self, image: str = "app-v2") -> None:
+        """The update can be taken up again: the next check is offered ``image`` and the download
+        writes a chunk into the secondary slot. Power is cut right there (:data:`FIRST_CHUNK`), so
+        the board settles back on the version it runs, as after any cut in a download, instead of
+        paying for a whole second update."""
+        running = self.running
+        version = self.cut_update(FIRST_CHUNK, image)
+        assert version == running, f"after {FIRST_CHUNK.id} of the new attempt the board runs {version}, not {running}"
 
     def timeline(self, since: int | None = None) -> list[TimelineEntry]:
         """The OTA events on the console since mark ``since`` (default: this test's start)."""

@@ -1,6 +1,6 @@
 """The power-cut sweep of an OTA update: every point where power can be cut (after each chunk, at the
-verification, each NVS write, each swap step, the self-test and the confirmation), or a spread
-sample of them, and which image the board must settle on after each cut."""
+verification, each NVS write, each swap step, the self-test and the confirmation), or a sample of
+them, and which image the board must settle on after each cut."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from hil.images.mcuboot import TRAILER_SIZE
 SWAP_CHUNK = 0x10000  # the virtual board's scratch-swap unit (hil/sim/boot/swap.py), three steps each
 SWAP_STEPS = 3
 SWAP_TRAILER_CHUNK = 0xFFFF  # the swap's last step: the primary trailer rewritten
+# The kinds of swap step a sample takes, in this order. A cut right after step 1 or 2 erased its
+# destination leaves that chunk's data only in the scratch area: the next boot must resume at exactly
+# that step (restarting the chunk at step 0 would copy erased flash over it). At the other points the
+# source of the step is intact and redoing it is harmless, so they come last.
+SWAP_SAMPLE_KINDS = ((1, "erased"), (2, "erased"), (0, "copied"), (1, "copied"), (2, "copied"), (0, "erased"))
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,16 @@ class CutPoint:
     fields: dict[str, Any]
     settles_on: Literal["old", "new"]
     confirm_after: bool = True
+
+
+SELFTEST_PASSED = CutPoint("cut-at-selftest-passed", "ota.selftest_passed", {}, "old")
+"""After the new image passed its self-test, before it confirmed: MCUboot must revert it. Of all cuts
+it leaves the most behind: a reverted image in the secondary slot, MCUboot's trailers after a swap
+back, the attempt record in NVS."""
+
+FIRST_CHUNK = CutPoint("cut-after-first-chunk", "ota.chunk_written", {}, "old")
+"""After the first chunk an update writes, whichever it is (a device that resumes a download across
+power cycles writes a later one first)."""
 
 
 def spread(total: int, samples: int) -> list[int]:
@@ -52,13 +67,29 @@ def swap_steps(old_size: int, new_size: int, slot_size: int) -> list[dict[str, A
     return [*steps, {"chunk": SWAP_TRAILER_CHUNK, "step": 0, "phase": "trailer"}]
 
 
+def swap_sample(steps: list[dict[str, Any]], samples: int) -> list[int]:
+    """``samples`` indices of ``steps`` (:func:`swap_steps`): the trailer rewrite that commits the
+    swap, and steps spread over the chunks from the first swapped to the last (the one holding the
+    image header), one per chunk, their kinds taken in the order of :data:`SWAP_SAMPLE_KINDS`."""
+    last = len(steps) - 1
+    if samples <= 1:
+        return [last]
+    chunks = list(dict.fromkeys(s["chunk"] for s in steps[:last]))  # in swap order
+    picked = set()
+    for n, at in enumerate(spread(len(chunks), samples - 1)):
+        step, phase = SWAP_SAMPLE_KINDS[n % len(SWAP_SAMPLE_KINDS)]
+        picked.add(steps.index({"chunk": chunks[at], "step": step, "phase": phase}))
+    return [*sorted(picked), last]
+
+
 def sweep_points(
     index: Index, mode: str, samples: int, image: str = "app-v2", running: str = "app-v1"
 ) -> list[CutPoint]:
     """Every point of an update of ``running`` to ``image`` where power can be cut: after each chunk,
     the verification, each NVS write of the attempt record, the swap request, each swap step, the
     self-test and the confirmation (``mode="all"``). ``mode="sample"`` keeps ``samples`` of the
-    chunk and swap points together (half each, spread, first and last included) and one NVS write."""
+    chunk and swap points together (half each: chunks spread, first and last included; swap steps
+    by :func:`swap_sample`) and one NVS write."""
     total = load_package(index.path(f"fota-{image}").parent).manifest.total_chunks
     full = mode == "all"
     chunks = range(total) if full else spread(total, -(-samples // 2))
@@ -70,10 +101,10 @@ def sweep_points(
     ]
     points.append(CutPoint("cut-at-boot-pending", "boot.pending", {}, "new"))
     steps = swap_steps(index.get(running).size, index.get(image).size, layout_for(index.chip).slot_size)
-    picked = range(len(steps)) if full else spread(len(steps), max(samples // 2, 1))
+    picked = range(len(steps)) if full else swap_sample(steps, max(samples // 2, 1))
     points += [CutPoint(f"cut-at-swap-step-{i}", "swap.sector", steps[i], "new") for i in picked]
     return [
         *points,
-        CutPoint("cut-at-selftest-passed", "ota.selftest_passed", {}, "old"),
+        SELFTEST_PASSED,
         CutPoint("cut-at-boot-confirmed", "boot.confirmed", {}, "new", confirm_after=False),
     ]

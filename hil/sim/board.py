@@ -145,13 +145,18 @@ class ChipRuntime:
         self.mac = self.efuses.mac
         self.net_address = board.net_address  # the station's IP: the source of every connection
         self.reset_cause = cause
+        self._notified = threading.Event()
 
     def write_line(self, text: str) -> None:
         self._cpu.check()
         self._board.uart.transmit(text.encode("utf-8", errors="replace") + b"\r\n")
 
     def read_line(self, timeout: float | None = None) -> str | None:
-        return self._board.uart.read_line(self._cpu.stop, timeout)
+        return self._board.uart.read_line(self._cpu.stop, timeout, self._notified)
+
+    def notify(self) -> None:
+        self._notified.set()
+        self._board.uart.wake()
 
     def millis(self) -> int:
         return int((time.monotonic() - self._cpu.reset_at) * 1000)

@@ -68,8 +68,12 @@ class Runtime(Protocol):
         """Print one line on UART0 (``\\r\\n`` appended). Lost when no host is connected."""
 
     def read_line(self, timeout: float | None = None) -> str | None:
-        """Next line received on UART0 (without the newline); ``None`` on timeout.
-        Raises ``Halted`` if the CPU is stopped while waiting."""
+        """Next line received on UART0 (without the newline); ``None`` on timeout or when
+        :meth:`notify` woke the reader. Raises ``Halted`` if the CPU is stopped while waiting."""
+
+    def notify(self) -> None:
+        """Wake the task blocked in :meth:`read_line` (a FreeRTOS task notification to the console
+        task): it returns ``None`` at once, or on its next call if it was not waiting. Any task may call it."""
 
     def millis(self) -> int:
         """Milliseconds since this reset (the ESP-IDF log timestamp)."""

@@ -90,13 +90,21 @@ class Uart:
             self._rx.clear()
             return data
 
-    def read_line(self, stop: threading.Event, timeout: float | None = None) -> str | None:
-        """Next ``\\n``-terminated line without its line ending; ``None`` on timeout."""
+    def read_line(
+        self, stop: threading.Event, timeout: float | None = None, wake: threading.Event | None = None
+    ) -> str | None:
+        """Next ``\\n``-terminated line without its line ending; ``None`` on timeout, or when ``wake``
+        is set (it is cleared then; set it and call :meth:`wake` to interrupt a waiting reader)."""
+        woken = wake.is_set if wake is not None else (lambda: False)
         with self._cond:
-            if not self._cond.wait_for(lambda: b"\n" in self._rx or stop.is_set(), timeout):
+            if not self._cond.wait_for(lambda: b"\n" in self._rx or stop.is_set() or woken(), timeout):
                 return None
             if stop.is_set():
                 raise Halted("CPU stopped while reading a console line")
+            if b"\n" not in self._rx:  # woken through ``wake``, no line yet
+                if wake is not None:
+                    wake.clear()
+                return None
             line, _, rest = bytes(self._rx).partition(b"\n")
             self._rx[:] = rest
             return line.rstrip(b"\r").decode("utf-8", errors="replace")

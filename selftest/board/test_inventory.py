@@ -38,6 +38,12 @@ def test_boards_file_good(tmp_path):
                              power_command="uhubctl -l 1-1 -p 2 -a {action}", network_interface="wlan1",
                              network_address="192.168.4.2")
     assert remote.chip == "esp32c6" and not remote.has("power")
+    assert dut1.reset_pulse is None  # not declared: esptool's timings
+
+
+def test_boards_file_reset_pulse(tmp_path):
+    (board,) = load_boards_file(write(tmp_path, '[[board]]\nname = "a"\nport = "/dev/x"\nreset_pulse = 0\n'))
+    assert board.reset_pulse == 0.0
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -51,6 +57,9 @@ def test_boards_file_good(tmp_path):
     ('[[board]]\nport = "/dev/x"\n', "field 'name' missing"),
     ('name = "a"\n', "no [[board]] entries"),
     ('[[board]\n', "not valid TOML"),
+    ('[[board]]\nname = "a"\nport = "/dev/x"\nreset_pulse = -0.1\n', "field 'reset_pulse' must be the seconds"),
+    ('[[board]]\nname = "a"\nport = "/dev/x"\nreset_pulse = 100\n', "(0 to 5), got 100"),
+    ('[[board]]\nname = "a"\nport = "/dev/x"\nreset_pulse = true\n', "field 'reset_pulse'"),
 ])
 def test_boards_file_bad_names_file_board_and_field(tmp_path, text, fragment):
     path = write(tmp_path, text)

@@ -50,6 +50,37 @@ def test_flash_skips_identical_and_rewrites_after_erase(board):
     assert board.flash([region], reset=False).written == ["blob"]
 
 
+def test_declared_reset_timing_enters_the_loader_without_esptool_resets(sim_url, tmp_path):
+    """A board whose reset pulse is declared (0 s: the virtual board's EN has no RC) is taken into
+    the loader by the harness, which waits for the ROM's "waiting for download" instead of esptool's
+    fixed 100 + 50 ms; the flash works, and the chip boots again afterwards."""
+    from hil.board.drivers import SerialLinesReset
+    from hil.flashing.session import FlashSession
+
+    with Board(BoardSpec("vdut", sim_url, reset_pulse=0.0)) as board:
+        board.console.log_to(tmp_path / "vdut.log")
+        report = board.flash([FlashRegion(FREE, b"\x5a" * 4096, "blob")])
+        assert report.regions[0].action in ("written", "skipped")
+        board.console.expect_event("rom.reset", 10, mode="SPI_FAST_FLASH_BOOT")
+        with board.console.pause() as port:
+            session = FlashSession(port, "vdut", enter_loader=SerialLinesReset(port, reset_pulse=0.0).enter_download)
+            session.connect()
+    assert session.transcript.count("Connecting...") == 1, session.transcript  # no fallback to esptool's reset
+    assert "." not in session.transcript, session.transcript  # and no failed SYNC: it waited for the ROM
+
+
+def test_loader_entry_that_fails_falls_back_to_esptools_reset(sim_url):
+    from hil.flashing.session import FlashSession
+
+    with Board(BoardSpec("vdut", sim_url)) as board:
+        board.reset()  # out of any loader a test before left it in
+        with board.console.pause() as port:
+            session = FlashSession(port, "vdut", enter_loader=lambda: None)  # a reset that does nothing
+            session.connect()
+    assert session.chip == "esp32"
+    assert session.transcript.count("Connecting...") == 2, session.transcript  # own attempt failed, esptool's worked
+
+
 def test_reset_is_expected_and_console_keeps_working_after_flashing(board):
     board.flash([FlashRegion(FREE, b"\x00" * 4096, "zero")], reset=False)
     mark = board.console.mark()

@@ -90,6 +90,9 @@ class FakeRuntime:
         self._ms += 3
         return self._ms
 
+    def notify(self) -> None:
+        pass  # read_line never blocks here: there is no waiting reader to wake
+
     def wait(self, timeout: float) -> None:
         self.waits += 1
         if self.waits >= self._max_waits:

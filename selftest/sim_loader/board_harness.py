@@ -34,19 +34,23 @@ class Host:
 
 
 class FakeFirmware:
-    """Prints a line, echoes console lines; 'reboot' raises Reboot, 'crash' raises, 'cut' checkpoints."""
+    """Prints a line, echoes console lines; 'reboot' raises Reboot, 'crash' raises, 'cut' checkpoints;
+    a read that returns no line (timeout, ``Runtime.notify``) prints 'no line'."""
 
     def __init__(self) -> None:
         self.boots = 0
         self.booted = threading.Event()
+        self.rt: Runtime | None = None  # the runtime of the latest boot
 
     def __call__(self, rt: Runtime) -> None:
         self.boots += 1
+        self.rt = rt
         rt.write_line(f"I ({rt.millis()}) fake: boot {self.boots} cause={rt.reset_cause.label}")
         self.booted.set()
         while True:
             line = rt.read_line(timeout=10)
             if line is None:
+                rt.write_line("no line")
                 continue
             if line == "reboot":
                 raise Reboot()

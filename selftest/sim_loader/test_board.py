@@ -89,6 +89,18 @@ def test_software_reboot_and_panic_reboot(tmp_path):
     assert "Rebooting..." in text
 
 
+def test_a_task_notification_wakes_the_console_read_at_once(tmp_path):
+    board, host, fw = make_board(tmp_path)
+    with board:
+        host.wait_for("fake: boot 1")
+        assert fw.rt is not None
+        threading.Thread(target=fw.rt.notify).start()  # another task, as the OTA timer's request_restart
+        host.wait_for("no line", timeout=5)  # the read's own timeout is 10 s
+        board.host_write(b"ping\n")
+        host.wait_for("echo ping")  # the notification is used up: the next read waits for a line again
+        assert host.text.count("no line") == 1
+
+
 def test_output_is_lost_without_a_host_and_input_reaches_the_console(tmp_path):
     board, host, fw = make_board(tmp_path)
     board.uart.detach()

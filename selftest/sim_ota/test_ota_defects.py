@@ -64,3 +64,20 @@ def test_periodic_check_installs_and_restarts_from_the_console_task(make_ota_ser
     assert not any(t.name == "ota-timer" and t.is_alive() for t in threading.enumerate())
     with pytest.raises(Reboot, match="ota update"):  # the console task carries the restart out
         serve(device, COMMANDS)
+
+
+def test_a_restart_asked_for_while_the_console_waits_is_carried_out_at_once(make_ota_server, make_ota_device):
+    rt, device = make_ota_device(make_ota_server().url)
+    ended: list[str] = []
+
+    def console_task() -> None:
+        try:
+            serve(device, COMMANDS)  # waits for a console line: no line will come
+        except Reboot as reboot:
+            ended.append(reboot.reason)
+
+    task = threading.Thread(target=console_task, daemon=True)
+    task.start()
+    device.request_restart("ota update to 2.0.0")  # what the OTA timer task does after an install
+    task.join(5)
+    assert ended == ["ota update to 2.0.0"], "the console task did not wake up for the restart"

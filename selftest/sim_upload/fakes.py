@@ -37,6 +37,7 @@ class ThreadedRuntime:
         self.waits: list[float] = []
         self._inputs = collections.deque(inputs)
         self._stop = threading.Event()
+        self._notified = False
         self._changed = threading.Condition()  # lines, inputs and halt
         self._t0 = time.monotonic()
 
@@ -61,10 +62,19 @@ class ThreadedRuntime:
 
     def read_line(self, timeout: float | None = None) -> str | None:
         with self._changed:
-            self._changed.wait_for(lambda: self._inputs or self._stop.is_set(), timeout)
+            self._changed.wait_for(lambda: self._inputs or self._stop.is_set() or self._notified, timeout)
             if self._stop.is_set():
                 raise Halted("halted")
-            return self._inputs.popleft() if self._inputs else None
+            if not self._inputs:
+                self._notified = False
+                return None
+            return self._inputs.popleft()
+
+    def notify(self) -> None:
+        """A task notification: a waiting ``read_line`` returns None at once."""
+        with self._changed:
+            self._notified = True
+            self._changed.notify_all()
 
     def millis(self) -> int:
         return int((time.monotonic() - self._t0) * 1000)

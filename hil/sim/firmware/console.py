@@ -17,7 +17,6 @@ from hil.sim.runtime import Reboot
 
 Handler = Callable[[Device, list[str]], None]
 HELP = "help"  # the dispatcher's own command
-RESTART_POLL_S = 0.1  # how often the console task looks for an esp_restart() from another task
 
 
 @dataclass(frozen=True)
@@ -71,13 +70,13 @@ def _list_commands(device: Device, commands: CommandTable) -> None:
 
 def serve(device: Device, commands: CommandTable) -> None:
     """Read console lines forever and run them from ``commands`` (``help`` lists them). Ends by
-    ``Reboot`` or ``Halted``; a restart a background task asked for is carried out within
-    :data:`RESTART_POLL_S`."""
+    ``Reboot`` or ``Halted``; a restart a background task asked for (``Device.request_restart``
+    notifies this task, which wakes it from the console read) is carried out at once."""
     while True:
         reason = device.restart_pending()
         if reason is not None:
             raise Reboot(reason)
-        line = device.rt.read_line(timeout=RESTART_POLL_S) or ""
+        line = device.rt.read_line() or ""
         words = line.split()
         if not words:
             continue

@@ -41,8 +41,10 @@ class Device:
         return self.desc.version
 
     def request_restart(self, reason: str) -> None:
-        """Ask for a software reset from a background task; :meth:`restart_pending` reports it."""
+        """Ask for a software reset from a background task; :meth:`restart_pending` reports it, and
+        the console task, woken by a task notification, carries it out."""
         self._restart.append(reason)
+        self.rt.notify()
 
     def restart_pending(self) -> str | None:
         """The reason of a restart a background task asked for, if any."""
