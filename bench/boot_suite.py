@@ -27,8 +27,8 @@ def run(paths: list[str], out: Path) -> tuple[float, dict[str, float]]:
     """One pytest process; returns (wall seconds, {test name: seconds incl. setup/teardown})."""
     junit = out / "junit.xml"
     cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-n", "0", "-p", "no:cacheprovider",
-           "-W", "ignore::DeprecationWarning", "--hil-virtual", "--hil-report-dir", str(out),
-           "--hil-logs-dir", str(out / "logs"), f"--junitxml={junit}", "-o", "junit_duration_report=total"]
+           "-W", "ignore::DeprecationWarning", "--hil-virtual", f"--hil-report-dir={out}",
+           f"--hil-logs-dir={out / 'logs'}", f"--junitxml={junit}", "-o", "junit_duration_report=total"]
     started = time.monotonic()
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     wall = time.monotonic() - started

@@ -42,8 +42,8 @@ def pytest(args: list[str], out: Path, workers: int = 0) -> tuple[float, dict[st
     junit = out / "junit.xml"
     parallel = ["-n", str(workers)] if workers > 1 else ["-n", "0"]
     cmd = [sys.executable, "-m", "pytest", *args, "-q", *parallel, "-p", "no:cacheprovider", "-p", "no:benchmark",
-           "-W", "ignore::DeprecationWarning", "--hil-virtual", "--hil-report-dir", str(out),
-           "--hil-logs-dir", str(out / "logs"), f"--junitxml={junit}", "-o", "junit_duration_report=total"]
+           "-W", "ignore::DeprecationWarning", "--hil-virtual", f"--hil-report-dir={out}",
+           f"--hil-logs-dir={out / 'logs'}", f"--junitxml={junit}", "-o", "junit_duration_report=total"]
     started = time.monotonic()
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600)
     wall = time.monotonic() - started

@@ -36,8 +36,10 @@ TIMEOUT_S = 1800
 def run_main_job(workers: str, out: Path) -> tuple[float, dict[str, float], str]:
     """One main job; (wall seconds, {test id: seconds}, pytest's closing line)."""
     junit = out / "junit.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-n", workers, "--hil-virtual", "--hil-report-dir", str(out),
-           "--hil-logs-dir", str(out / "logs"), f"--junitxml={junit}", "-o", "junit_duration_report=total"]
+    # --opt=value: pytest reads its rootdir before it knows plugin options, and would take a separate
+    # existing directory after --hil-report-dir for a test path (rootdir there, pytest.ini unread)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", workers, "--hil-virtual", f"--hil-report-dir={out}",
+           f"--hil-logs-dir={out / 'logs'}", f"--junitxml={junit}", "-o", "junit_duration_report=total"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))}
     started = time.monotonic()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)

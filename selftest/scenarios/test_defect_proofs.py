@@ -32,7 +32,7 @@ def run_proof(option: str, defect: str, out: Path) -> subprocess.CompletedProces
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ESPTOOL_"))}
     cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "-n", "0",
            "-W", "ignore::DeprecationWarning", "--hil-virtual", option, defect,
-           "--hil-defect-proof", "--hil-report-dir", str(out), "--hil-logs-dir", str(out / "logs")]
+           "--hil-defect-proof", f"--hil-report-dir={out}", f"--hil-logs-dir={out / 'logs'}"]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=PROOF_TIMEOUT)
 
 

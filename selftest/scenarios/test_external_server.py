@@ -42,7 +42,7 @@ def run_scenarios(url: str, out: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ESPTOOL_"))}
     cmd = [sys.executable, "-m", "pytest", "tests/test_upload.py", "tests/test_upload_server.py", "-q", "-rs",
            "-p", "no:cacheprovider", "-n", "0", "--hil-virtual", "--hil-server-url", url,
-           "--hil-report-dir", str(out), "--hil-logs-dir", str(out / "logs")]
+           f"--hil-report-dir={out}", f"--hil-logs-dir={out / 'logs'}"]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
 
