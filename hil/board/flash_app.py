@@ -3,6 +3,7 @@ with MCUboot's state sectors cleared, flashed skip-if-identical."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hil.board.board import Board
@@ -24,12 +25,30 @@ def boot_state_reset(index: Index) -> list[FlashRegion]:
     ]
 
 
+def _fill_primary_slot(region: FlashRegion, index: Index) -> FlashRegion:
+    """The app region padded with erased bytes up to the primary slot's trailer sector.
+
+    Skip-if-identical compares only what a region covers: an image shorter than the one before it
+    (a truncated variant after v2) would otherwise leave the old image's tail in flash, be reported
+    "skipped", and a verdict would depend on what the board held before. Erased blocks that already
+    read as erased cost nothing (delta flashing writes only the 64 KiB blocks that differ).
+    """
+    layout = layout_for(index.chip)
+    end = layout.trailer_sector(0)  # the trailer sector itself is boot_state_reset's
+    if region.offset != layout.primary_slot or region.offset + len(region.data) >= end:
+        return region
+    padded = region.data + b"\xff" * (end - region.offset - len(region.data))
+    return replace(region, data=padded)
+
+
 def flash_plan(index: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None) -> list[FlashRegion]:
-    """Bootloader, NVS and ``app`` from the index, MCUboot state cleared, plus ``extra`` regions.
-    ``nvs`` replaces the index's factory NVS partition (a device provisioned for this test)."""
+    """Bootloader, NVS and ``app`` from the index (the app filling the primary slot up to its
+    trailer), MCUboot state cleared, plus ``extra`` regions. ``nvs`` replaces the index's factory
+    NVS partition (a device provisioned for this test)."""
     base = [name for name in BASE_ARTIFACTS if not (nvs is not None and name == "nvs")]
     own_nvs = [nvs] if nvs is not None else []
-    return [*plan_from_index(index, [*base, app]), *own_nvs, *boot_state_reset(index), *extra]
+    regions = [_fill_primary_slot(region, index) for region in plan_from_index(index, [*base, app])]
+    return [*regions, *own_nvs, *boot_state_reset(index), *extra]
 
 
 def flash_app(
