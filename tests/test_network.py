@@ -213,6 +213,7 @@ def tls_only(flow: Flow) -> dict[str, int]:
 @pytest.mark.stride("I", "T", threat="over HTTPS plaintext still crosses the wire (or a broken handshake "
                                       "makes the board fall back to HTTP)")
 @pytest.mark.fails_with("https-downgrade-to-http")
+@pytest.mark.needs("sniff")
 def test_https_carries_only_tls_records(provision: Provision, server_factory: ServerFactory, board: Board,
                                         capture: Capture, evidence) -> None:
     """Every byte of both directions of the board's connections parses as TLS records: an accepted

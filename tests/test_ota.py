@@ -66,6 +66,7 @@ def test_ota_v1_to_v2_succeeds(ota_board: OtaBoard) -> None:
 
 @pytest.mark.stride("T", "D", threat="a confirmed update is lost at the next reset or power cycle")
 @pytest.mark.fails_with("ota-confirm-before-selftest")
+@pytest.mark.needs("power")
 def test_ota_update_survives_reset_after_confirm(ota_board: OtaBoard) -> None:
     """After v2 confirmed itself, a reset and a power cycle both boot v2 with no swap, and the device
     sends no further report."""

@@ -8,6 +8,7 @@ fixture that starts it.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import subprocess
 import time
@@ -18,6 +19,9 @@ from hil.serial_port import SerialPort
 
 RESET_PULSE = DEFAULT_RESET_PULSE  # EN held low (esptool uses 100 ms); a board fact (BoardSpec.reset_pulse)
 POWER_TIMEOUT = 30.0
+POWER_OFF_HOLD = 1.0  # s power stays off when a cycle falls back to off, then on
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -99,17 +103,28 @@ class SerialLinesReset:
 
 
 class PowerCommandError(RuntimeError):
-    """The bench's power command failed, timed out or does not support the action."""
+    """The bench's power command failed, timed out or does not support the action.
+
+    ``returncode`` is the command's exit status when it ran and failed, None otherwise."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class CommandPowerDriver:
     """Runs a board's power command. ``{action}`` in the command is replaced by off, on or cycle;
-    a command without it can only cycle power."""
+    a command without it can only cycle power. When ``cycle`` exits non-zero (a relay script that
+    knows only off/on), cycling falls back to off, ``off_hold`` seconds, on, from then on."""
 
-    def __init__(self, board: str, command: str, timeout: float = POWER_TIMEOUT) -> None:
+    def __init__(
+        self, board: str, command: str, timeout: float = POWER_TIMEOUT, off_hold: float = POWER_OFF_HOLD
+    ) -> None:
         self.board = board
         self.command = command
         self.timeout = timeout
+        self.off_hold = off_hold
+        self.cycle_supported: bool | None = None  # None: not tried yet; False: cycle is off, then on
 
     def _run(self, action: str) -> None:
         if "{action}" not in self.command and action != "cycle":
@@ -134,7 +149,8 @@ class CommandPowerDriver:
             output = (done.stderr or done.stdout).strip()[-500:]
             raise PowerCommandError(
                 f"{self.board}: power {action} command {shlex.join(argv)!r} exited with {done.returncode}: "
-                f"{output or '(no output)'}"
+                f"{output or '(no output)'}",
+                returncode=done.returncode,
             )
 
     def off(self) -> None:
@@ -146,5 +162,19 @@ class CommandPowerDriver:
         self._run("on")
 
     def cycle(self) -> None:
-        """Cut and restore power (one command)."""
-        self._run("cycle")
+        """Cut and restore power: the ``cycle`` action, or off then on when the command has no
+        working ``cycle`` (it exited non-zero; a timeout or a missing program is not retried)."""
+        if self.cycle_supported is not False:
+            try:
+                self._run("cycle")
+            except PowerCommandError as exc:
+                if exc.returncode is None or "{action}" not in self.command:
+                    raise
+                log.warning("%s; cycling power as off, then on", exc)
+                self.cycle_supported = False
+            else:
+                self.cycle_supported = True
+                return
+        self._run("off")
+        _hold(self.off_hold)
+        self._run("on")

@@ -116,13 +116,17 @@ def stride_matrix(matrix: StrideMatrix) -> str:
             )
             or "<em>no test</em>"
         )
-        rows.append([escape(f"{letter} — {CATEGORIES[letter]}")] + [str(row.counts[c]) for c in COLUMNS] + [tests])
+        label = f"{letter} — {CATEGORIES[letter]}" + ("" if row.covered else f" ({row.status})")
+        rows.append([escape(label)] + [str(row.counts[c]) for c in COLUMNS] + [tests])
         classes.append("" if row.covered else "hil-uncovered")
-    uncovered = ", ".join(CATEGORIES[c] for c in matrix.uncovered)
+    uncovered = ", ".join(
+        CATEGORIES[c] + ("" if matrix.rows[c].status == "no test" else f" ({matrix.rows[c].status})")
+        for c in matrix.uncovered
+    )
     note = (
         f'<p class="hil-fail">Uncovered STRIDE categories: {escape(uncovered)}</p>'
         if uncovered
-        else "<p>All STRIDE categories are covered by at least one test.</p>"
+        else "<p>All STRIDE categories are covered: at least one test of each reached a verdict.</p>"
     )
     return (
         _STYLE

@@ -33,6 +33,10 @@ _COLUMN_OF = {
     "skipped": "skipped",
     "xfailed": "xfailed",
 }
+# Outcomes that are a verdict on the threat: the test's check ran (a failure is a finding, an
+# xfail a known or, in a defect proof run, a detected defect). Skips, harness errors and
+# interrupted tests checked nothing, so they never make a category covered.
+VERDICTS = frozenset({"passed", "xpassed", "failed", "xfailed"})
 
 
 def _key(text: str) -> str:
@@ -98,8 +102,19 @@ class StrideRow:
 
     @property
     def covered(self) -> bool:
-        """A category is covered when at least one test is tagged with it."""
-        return bool(self.tests)
+        """A category is covered when at least one of its tests reached a verdict (``VERDICTS``)."""
+        return any(t["outcome"] in VERDICTS for t in self.tests)
+
+    @property
+    def status(self) -> str:
+        """covered | no test | skipped only | no verdict (only errors, interruptions, skips)."""
+        if self.covered:
+            return "covered"
+        if not self.tests:
+            return "no test"
+        if all(t["outcome"] == "skipped" for t in self.tests):
+            return "skipped only"
+        return "no verdict"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for stride.json."""
@@ -107,6 +122,7 @@ class StrideRow:
             "category": self.letter,
             "name": CATEGORIES[self.letter],
             "covered": self.covered,
+            "status": self.status,
             "counts": dict(self.counts),
             "tests": list(self.tests),
         }
@@ -128,7 +144,7 @@ class StrideMatrix:
 
     @property
     def uncovered(self) -> list[str]:
-        """Letters of the categories no test is tagged with."""
+        """Letters of the categories no test reached a verdict on (untagged, or all skipped...)."""
         return [c for c, row in self.rows.items() if not row.covered]
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,6 +19,20 @@ def test_action_placeholder_and_success(tmp_path):
     assert record.read_text().split() == ["off", "on", "cycle"]
 
 
+def test_cycle_falls_back_to_off_then_on(tmp_path, caplog):
+    record = tmp_path / "actions"
+    script = (
+        "import sys; a = sys.argv[2]; open(sys.argv[1], 'a').write(a + ' '); "
+        "sys.exit(0 if a in ('off', 'on') else 'unknown action ' + a)"
+    )
+    driver = CommandPowerDriver("dut1", f'{sys.executable} -c "{script}" {record} {{action}}', off_hold=0)
+    driver.cycle()
+    assert record.read_text().split() == ["cycle", "off", "on"]
+    assert "dut1: power cycle command" in caplog.text and "off, then on" in caplog.text
+    driver.cycle()  # remembered: no second try of 'cycle'
+    assert record.read_text().split() == ["cycle", "off", "on", "off", "on"]
+
+
 def test_failure_names_board_command_and_output():
     driver = CommandPowerDriver("dut1", f"{sys.executable} -c \"import sys; sys.exit('relay not found')\" {{action}}")
     with pytest.raises(PowerCommandError, match=r"dut1: power off command .* exited with 1: relay not found"):

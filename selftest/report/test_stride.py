@@ -48,8 +48,52 @@ def test_normalise_letters_and_names() -> None:
 def test_matrix_shows_uncovered_categories() -> None:
     matrix = StrideMatrix()
     matrix.add("t::a", "error", ["S"])
+    matrix.add("t::b", "failed", ["T"])
+    matrix.add("t::c", "skipped", ["R", "I"])
+    matrix.add("t::d", "xfailed", ["I"])
     assert matrix.rows["S"].counts["failed"] == 1
-    assert matrix.uncovered == ["T", "R", "I", "D", "E"]
+    assert matrix.uncovered == ["S", "R", "D", "E"]  # an error or a skip checked nothing
+    assert [row.status for row in matrix.rows.values()] == [
+        "no verdict",
+        "covered",
+        "skipped only",
+        "covered",
+        "no test",
+        "no test",
+    ]
+
+
+def test_category_whose_tests_all_skipped_is_not_covered(pytester: pytest.Pytester, run_inner) -> None:
+    pytester.makepyfile(test_skips='''
+import pytest
+
+@pytest.mark.stride("S", "T")
+def test_pass(): pass
+
+@pytest.mark.stride("R")
+@pytest.mark.skip(reason="no sniffer")
+def test_skip_one(): pass
+
+@pytest.mark.stride("Repudiation", "S")
+def test_skip_two(): pytest.skip("no power control")
+
+@pytest.fixture
+def broken(): raise RuntimeError("setup crashed")
+
+@pytest.mark.stride("I", "D", "E")
+def test_error(broken): pass
+''')
+    run = run_inner()
+    run.result.assert_outcomes(passed=1, skipped=2, errors=1)
+    stride = run.json("stride")
+    assert _counts(stride, "R") == {"passed": 0, "failed": 0, "skipped": 2, "xfailed": 0}
+    assert stride["uncovered"] == ["R", "I", "D", "E"]
+    status = {c["category"]: (c["covered"], c["status"]) for c in stride["categories"]}
+    assert status["S"] == (True, "covered") and status["R"] == (False, "skipped only")
+    assert status["I"] == (False, "no verdict")
+    summary = run.html_text
+    assert "Uncovered STRIDE categories: Repudiation (skipped only), Information disclosure (no verdict)" in summary
+    assert "R — Repudiation (skipped only)" in summary
 
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["single", "xdist"])
