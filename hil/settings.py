@@ -23,6 +23,13 @@ VIRTUAL_BOARD_OPTIONS: tuple[OptionSpec, ...] = (
         action="store_true",
     ),
     OptionSpec(
+        "require-hardware",
+        "refuse to start virtual boards: fail at session start unless a real board is configured "
+        "(--hil-port/--hil-boards) or detected on USB",
+        default=False,
+        action="store_true",
+    ),
+    OptionSpec(
         "sim-defect",
         "start virtual boards with this defect (see `hil sim --list-defects`); repeatable",
         action="append",
@@ -67,6 +74,7 @@ class HilSettings:
     capture_mode: str = "auto"
     power_cut_sweep: str = "sample"
     power_cut_samples: int = 6
+    require_hardware: bool = False
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -107,6 +115,7 @@ class HilSettings:
             capture_mode=_choice(opt, "hil_capture_mode", CAPTURE_MODES),
             power_cut_sweep=_choice(opt, "hil_power_cut_sweep", ("sample", "all")),
             power_cut_samples=int(opt["hil_power_cut_samples"]),
+            require_hardware=bool(opt["hil_require_hardware"]),
         )
 
 

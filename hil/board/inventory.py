@@ -246,3 +246,17 @@ def inventory(
         _check_unique(specs, "--hil-port and --hil-boards")
         return specs
     return autodetect()
+
+
+def no_hardware_message(urls: Sequence[str] = (), boards_file: str | Path | None = None) -> str:
+    """Why ``--hil-require-hardware`` refuses the run: what was searched, and what to do."""
+    bridges = ", ".join(f"{b.vid:04x}:{b.pid:04x} ({b.label})" for b in USB_BRIDGES)
+    ports = ", ".join(urls) if urls else "none given"
+    return (
+        "--hil-require-hardware: no real board, and virtual boards are refused. "
+        f"Looked for: --hil-port / ini hil_port ({ports}); --hil-boards / ini hil_boards "
+        f"({boards_file or 'none given'}); USB serial bridges by VID:PID [{bridges}]: none is plugged in. "
+        "Plug a board in (`hil boards` lists what is detected), give its port with --hil-port URL or a "
+        "boards file with --hil-boards FILE, or add its bridge's VID:PID to hil.board.inventory.USB_BRIDGES; "
+        "drop --hil-require-hardware to run on virtual boards."
+    )

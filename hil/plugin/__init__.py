@@ -43,7 +43,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     for line in WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", line)
-    config.stash[SETTINGS_KEY] = HilSettings.from_config(config)
+    config.stash[SETTINGS_KEY] = s = HilSettings.from_config(config)
+    if s.require_hardware and not hasattr(config, "workerinput"):  # xdist workers: the controller checked
+        _check_hardware(s)
+
+
+def _check_hardware(s: HilSettings) -> None:
+    """``--hil-require-hardware``: a usage error at session start unless a real board is configured or
+    detected (the board fixture checks again, for a board that went away)."""
+    from hil.board.inventory import InventoryError, inventory, no_hardware_message
+
+    if s.virtual:
+        raise pytest.UsageError(
+            "--hil-virtual and --hil-require-hardware contradict each other: "
+            "give one (virtual boards, or real boards only)"
+        )
+    try:
+        boards = inventory(s.ports, s.boards_file)
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if not boards:
+        raise pytest.UsageError(no_hardware_message(s.ports, s.boards_file))
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

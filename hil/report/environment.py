@@ -60,9 +60,37 @@ class Environment:
                 raise SecretRefusedError(f"environment refuses {section} record {name!r} field {field!r}: {reason}")
         self._sections[section][str(name)] = {k: v for k, v in values.items() if k != "name"}
 
-    def record_board(self, name: str, chip: str, mac: str, port: str) -> None:
-        """A board the run used: its chip, base MAC and serial port (URL)."""
-        self._record("boards", name, chip=chip, mac=mac, port=port)
+    def record_board(self, name: str, chip: str, mac: str, port: str, *, virtual: bool | None = None) -> None:
+        """A board the run used: its chip, base MAC and serial port (URL); ``virtual`` says whether it
+        is a virtual board (None: as recorded before, if it was)."""
+        fields = {"chip": chip, "mac": mac, "port": port}
+        kind = self._sections["boards"].get(str(name), {}).get("kind")
+        if virtual is not None:
+            kind = "virtual" if virtual else "real"
+        if kind:
+            fields["kind"] = kind
+        self._record("boards", name, **fields)
+
+    def board_kind(self) -> str | None:
+        """``real``, ``virtual`` or ``real and virtual``: what the recorded boards were (None: no board
+        recorded its kind)."""
+        kinds = {fields["kind"] for fields in self._sections["boards"].values() if "kind" in fields}
+        if not kinds:
+            return None
+        return " and ".join(sorted(kinds))
+
+    def boards_summary(self) -> str | None:
+        """One line naming the run's boards and whether they were real or virtual (None: no board)."""
+        boards = self._sections["boards"]
+        if not boards:
+            return None
+        kind = self.board_kind()
+        label = "kind not recorded" if kind is None else kind.replace("real", "REAL")
+        listed = ", ".join(
+            f"{name} ({fields.get('chip', '?')}, MAC {fields.get('mac', '?')})"
+            for name, fields in sorted(boards.items())
+        )
+        return f"hil boards: {label} \N{EM DASH} {listed}"
 
     def record_firmware(self, name: str, version: str, sha256: str) -> None:
         """A firmware image the run flashed: version string and SHA-256 of the image."""
@@ -94,10 +122,13 @@ class Environment:
             for name, fields in rows.items():
                 self._record(section, name, **fields)
 
-    def to_metadata(self) -> dict[str, dict[str, str]]:
+    def to_metadata(self) -> dict[str, Any]:
         """Rows for the pytest-metadata environment table, HTML-escaped (pytest-html inserts
-        environment values as markup)."""
-        table: dict[str, dict[str, str]] = {}
+        environment values as markup); ``boards: real|virtual`` first when the boards recorded it."""
+        table: dict[str, Any] = {}
+        kind = self.board_kind()
+        if kind:  # first row: a reader must not have to guess whether the evidence came from hardware
+            table["boards"] = kind
         for section, heading in SECTIONS.items():
             rows = self._sections[section]
             if rows:

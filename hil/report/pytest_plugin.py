@@ -197,8 +197,25 @@ def _update_metadata(config: pytest.Config, report: RunReport) -> None:
         from pytest_metadata.plugin import metadata_key
     except ImportError:  # pytest-html not installed: nothing renders an environment table
         return
-    if metadata_key in config.stash:
-        config.stash[metadata_key].update(report.environment.to_metadata())
+    if metadata_key in config.stash:  # updated in place: pytest-html took the dict at session start
+        table = config.stash[metadata_key]
+        ours = report.environment.to_metadata()
+        if "boards" in ours:  # the environment table's first row
+            rest = {k: v for k, v in table.items() if k != "boards"}
+            table.clear()
+            table["boards"] = ours.pop("boards")
+            table.update(rest)
+        table.update(ours)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say plainly whether the run used real or virtual boards, and which (under xdist the workers'
+    records were merged when they went down)."""
+    if _is_worker(config) or RUN_KEY not in config.stash:
+        return
+    line = run_report(config).environment.boards_summary()
+    if line:
+        terminalreporter.write_line(line)
 
 
 # -- pytest-html hooks (optional: the plugin works with -p no:html) ---------------------------
