@@ -50,10 +50,12 @@ def statuses(ota: OtaBoard) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.stride("T", "E", threat="an image nobody verified is installed, or the update is not visible")
-@pytest.mark.fails_with("ota-skip-hash", "ota-skip-signature", "mcuboot-skip-hash")
+@pytest.mark.fails_with("ota-skip-hash", "ota-skip-signature")
 def test_ota_v1_to_v2_succeeds(ota_board: OtaBoard) -> None:
     """v1 checks, downloads v2 chunk by chunk, verifies SHA-256 and RSA-PSS, reboots; MCUboot
-    verifies again and swaps; v2 self-tests and confirms; the server hears downloading … success."""
+    verifies again and swaps; v2 self-tests and confirms; the server hears downloading … success.
+    (MCUboot's check prints nothing when it passes, so a bootloader skipping it is caught by the
+    refused-image scenarios, not by this good update.)"""
     v1, v2 = ota_board.running, ota_board.version_of("app-v2")
     ota_board.update("app-v2")
     reports = statuses(ota_board)

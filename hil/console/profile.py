@@ -1,19 +1,29 @@
 """Firmware profiles: the regex behind each named console event, as data (TOML).
 
 A profile file has ``[meta]`` (``name``, ``description``, optional ``extends`` = another profile
-whose events it inherits) and ``[events]`` (``event.name = "regex"``, searched, with named groups
-for the event's fields). Scenarios wait for events by name, so supporting another firmware means
-writing a profile, not touching tests.
+whose events it inherits), ``[events]`` (``event.name = "regex"``, searched, with named groups
+for the event's fields) and optionally ``[inferred]``: events the firmware never prints, concluded
+from the ones it does (:mod:`hil.console.inference`). Scenarios wait for events by name, so
+supporting another firmware means writing a profile, not touching tests.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from hil.console.inference import (
+    InferenceError,
+    InferenceMatcher,
+    InferredEvent,
+    check_inferred,
+    field_matcher,
+    parse_inferred,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,16 +56,66 @@ class FirmwareProfile:
     description: str = ""
     events: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
     source: str = ""
+    inferred: Mapping[str, InferredEvent] = field(default_factory=dict)
 
     def event(self, name: str) -> re.Pattern[str]:
-        """The compiled regex of event ``name``; raises :class:`UnknownEventError` naming the profile."""
+        """The compiled regex of printed event ``name``; raises :class:`UnknownEventError` naming the
+        profile (also for an inferred event, which has no regex: use :meth:`matcher`)."""
         try:
             return self.events[name]
         except KeyError:
-            raise UnknownEventError(
-                f"event {name!r} is not defined by firmware profile {self.name!r} ({self.source}); "
-                f"it defines: {', '.join(sorted(self.events))}"
-            ) from None
+            if name in self.inferred:
+                raise UnknownEventError(
+                    f"event {name!r} of firmware profile {self.name!r} is never printed, it is "
+                    f"{self.inferred[name].explain()}: match it with profile.matcher({name!r})"
+                ) from None
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: str) -> UnknownEventError:
+        return UnknownEventError(
+            f"event {name!r} is not defined by firmware profile {self.name!r} ({self.source}); "
+            f"it defines: {', '.join(sorted([*self.events, *self.inferred]))}"
+        )
+
+    def fields(self, name: str) -> list[str]:
+        """The field names of event ``name`` (an inferred event has those of the event it is seen in)."""
+        rule = self.inferred.get(name)
+        regex = self.events.get(rule.seen if rule else name)
+        if regex is None:
+            raise self._unknown(name)
+        return sorted(regex.groupindex)
+
+    def describe(self, name: str) -> str:
+        """How event ``name`` is recognised: ``/regex/`` or what it is inferred from."""
+        rule = self.inferred.get(name)
+        return rule.explain() if rule else f"/{self.event(name).pattern}/"
+
+    def matcher(
+        self, name: str, fields: Mapping[str, object] | None = None, history: Sequence[str] = ()
+    ) -> Callable[[str], re.Match[str] | None]:
+        """A matcher of event ``name`` with ``fields`` (compared as strings), to be called with each
+        line's text in arrival order. ``history`` (the texts received before, oldest first) matters
+        to an inferred event only: it decides whether what it waits for already did not happen."""
+        wanted = {k: str(v) for k, v in (fields or {}).items()}
+        unknown = sorted(set(wanted) - set(self.fields(name)))
+        if unknown:
+            raise ValueError(
+                f"event {name!r} of firmware profile {self.name!r} has no field(s) "
+                f"{unknown}; its fields are {self.fields(name)}"
+            )
+        rule = self.inferred.get(name)
+        if rule is not None:
+            return InferenceMatcher(rule, self.events, wanted, history)
+        return field_matcher(self.event(name), wanted)
+
+    def scan(self, texts: Iterable[str], names: Sequence[str]) -> Iterator[tuple[int, str, re.Match[str]]]:
+        """``(position, event, match)`` for each of ``texts`` where one of ``names`` (printed or
+        inferred, the first in ``names`` order wins) matches; names the profile lacks are skipped."""
+        matchers = [(n, self.matcher(n)) for n in names if n in self.events or n in self.inferred]
+        for at, text in enumerate(texts):
+            found = [(n, m) for n, m in ((n, match(text)) for n, match in matchers) if m]
+            if found:  # every matcher saw the line (inferred ones keep state); the first one wins
+                yield at, found[0][0], found[0][1]
 
     @property
     def crash(self) -> re.Pattern[str] | None:
@@ -111,21 +171,41 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, _seen: tuple[str, .
     if not isinstance(raw_events, dict) or not raw_events:
         raise ProfileError(f"firmware profile {source} has no [events] table")
     events: dict[str, re.Pattern[str]] = {}
+    inferred: dict[str, InferredEvent] = {}
     parent = meta.get("extends")
     if parent:
         if parent in _seen:
             raise ProfileError(f"firmware profile {source}: circular 'extends' through {parent!r}")
-        events.update(load_profile(parent, (*_seen, str(name_or_path))).events)
-    for name, regex in _flatten(raw_events).items():
+        base = load_profile(parent, (*_seen, str(name_or_path)))
+        events.update(base.events)
+        inferred.update(base.inferred)
+    try:
+        own_inferred = parse_inferred(source, data.get("inferred", {}))
+    except InferenceError as exc:
+        raise ProfileError(str(exc)) from exc
+    own_events = _flatten(raw_events)
+    both = sorted(set(own_events) & set(own_inferred))
+    if both:
+        raise ProfileError(f"firmware profile {source}: {both} are both in [events] and [inferred]: keep one")
+    for name, regex in own_events.items():
         if not isinstance(regex, str):
             raise ProfileError(f"firmware profile {source}: event {name!r} must be a regex string")
         try:
             events[name] = re.compile(regex)
         except re.error as exc:
             raise ProfileError(f"firmware profile {source}: event {name!r} has an invalid regex: {exc}") from exc
+        inferred.pop(name, None)  # a firmware that prints what its parent's infers: the printed line wins
+    for name, rule in own_inferred.items():
+        events.pop(name, None)
+        inferred[name] = rule
+    try:
+        check_inferred(source, inferred, events)
+    except InferenceError as exc:
+        raise ProfileError(str(exc)) from exc
     return FirmwareProfile(
         name=str(meta.get("name", name_or_path)),
         description=str(meta.get("description", "")),
         events=events,
         source=source,
+        inferred=inferred,
     )

@@ -17,6 +17,13 @@ CONTRACT = [
     ("boot.swap", "[esp32] [INF] Image index: 0, Swap type: test", {"index": "0", "swap_type": "test"}),
     ("boot.refused", "[esp32] [ERR] Image in the primary slot is not valid!", {"slot": "primary"}),
     ("boot.no_image", "[esp32] [ERR] Unable to find bootable image", {}),
+    ("boot.trailer", "[esp32] [INF] Primary image: magic=good, swap_type=0x2, copy_done=0x1, image_ok=0x3",
+     {"area": "Primary image", "magic": "good", "swap_type": "2", "copy_done": "1", "image_ok": "3"}),
+    ("boot.source", "[esp32] [INF] Boot source: primary slot", {"source": "primary slot"}),
+    ("boot.swapping", "[esp32] [INF] Starting swap using scratch algorithm.", {"algorithm": "scratch"}),
+    # other builds of MCUboot: Zephyr's banner and log prefix, and the swap line before "Image index"
+    ("boot.mcuboot", "*** Booting MCUboot v2.1.0-ncs1 ***", {"build": "v2.1.0-ncs1"}),
+    ("boot.swap", "I: Swap type: test", {"swap_type": "test"}),
     ("app.started", "I (312) main_task: Calling app_main()", {}),
     ("boot.version", "\x1b[0;32mI (315) ecowatt: Firmware Version: 1.0.0\x1b[0m", {"version": "1.0.0"}),
     ("nonce.loaded", "I (320) security: Nonce loaded from NVS: 10000", {"nonce": "10000"}),

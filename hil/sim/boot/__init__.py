@@ -16,6 +16,7 @@ from hil.sim.boot.mcuboot import Mcuboot
 from hil.sim.boot.rom_loader import load_second_stage
 from hil.sim.booted import App, BootedImage
 from hil.sim.runtime import Firmware, Runtime
+from hil.sim.timing import TIMINGS, SimTiming
 
 HANG_INTERVAL_S = 1.0
 
@@ -37,23 +38,32 @@ def _primary_unchecked(rt: Runtime) -> BootedImage:
     return BootedImage(layout.primary_slot, header, app, 0)
 
 
-def run_from_flash(rt: Runtime, app: App) -> None:
-    """Boot from flash: ROM loads the bootloader, MCUboot picks/swaps/validates, ``app`` runs.
-    Returns only if the app returns; raises ``Reboot``/``Halted`` as the runtime contract says."""
+def _take(rt: Runtime, seconds: float) -> None:
+    """Spend device time on a step (nothing when instant: no wait, no chance to be stopped there)."""
+    if seconds > 0:
+        rt.wait(seconds)
+
+
+def run_from_flash(rt: Runtime, app: App, timing: SimTiming = TIMINGS["instant"]) -> None:
+    """Boot from flash: ROM loads the bootloader, MCUboot picks/swaps/validates, ``app`` runs, each
+    step taking ``timing``'s device time. Returns only if the app returns; raises
+    ``Reboot``/``Halted`` as the runtime contract says."""
     stage = load_second_stage(rt)
+    _take(rt, timing.rom_boot)
     if stage is None:  # rom-boots-without-bootloader defect
         app(rt, _primary_unchecked(rt))
         return
-    booted = Mcuboot(rt, stage.trusted_key_der).boot()
+    booted = Mcuboot(rt, stage.trusted_key_der, timing.hash_time).boot()
     if booted is None:
         _hang(rt)
+    _take(rt, timing.app_start)
     app(rt, booted)
 
 
-def boot_chain(app: App) -> Firmware:
+def boot_chain(app: App, timing: SimTiming = TIMINGS["instant"]) -> Firmware:
     """The board's firmware: :func:`run_from_flash` handing over to ``app``."""
 
     def firmware(rt: Runtime) -> None:
-        run_from_flash(rt, app)
+        run_from_flash(rt, app, timing)
 
     return firmware

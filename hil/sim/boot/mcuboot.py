@@ -1,12 +1,16 @@
-"""MCUboot (Espressif port) boot flow: finish an interrupted swap, decide the swap type from the
-trailers, validate and swap, validate the primary slot, then load it — with the port's log lines."""
+"""MCUboot (Espressif port) boot flow: find where an interrupted swap's status is and finish it, or
+decide the swap type from the trailers, validate the secondary slot and swap; validate the primary
+slot; load it. The log lines (``mcuboot_log``) come in the order bootutil's loader.c prints them."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from hil.images import mcuboot as mb
 from hil.images.layout import FlashLayout, layout_for
 from hil.sim.boot.esp_image import parse_esp_image, segment_kind
-from hil.sim.boot.swap import ScratchSwap
+from hil.sim.boot.mcuboot_log import McubootLog
+from hil.sim.boot.swap import ScratchSwap, SwapStatus
 from hil.sim.boot.validate import Verdict, validate_slot
 from hil.sim.booted import BootedImage
 from hil.sim.runtime import Runtime
@@ -14,30 +18,32 @@ from hil.sim.runtime import Runtime
 MCUBOOT_BUILD = "v2.1.0"
 PRIMARY, SECONDARY = 0, 1
 AREA_IDS = {PRIMARY: 1, SECONDARY: 2}  # Espressif port: bootloader 0, primary 1, secondary 2
+SLOT_NAMES = {PRIMARY: "primary", SECONDARY: "secondary"}
+ERASED_MAGIC = 0xFFFFFFFF
 
 
-class McubootLog:
-    """``[esp32] [INF] msg`` lines of the Espressif port."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
-
-    def inf(self, msg: str) -> None:
-        self._rt.write_line(f"[{self._rt.chip.name}] [INF] {msg}")
-
-    def err(self, msg: str) -> None:
-        self._rt.write_line(f"[{self._rt.chip.name}] [ERR] {msg}")
-
-
-def _flag_code(flag: mb.Flag) -> int:
-    return {mb.Flag.SET: 1, mb.Flag.BAD: 2, mb.Flag.UNSET: 3}[flag]  # BOOT_FLAG_* values
+def boot_source(primary: mb.TrailerState, scratch: mb.MagicState) -> str:
+    """swap_scratch.c ``boot_status_tables``: where the status of an interrupted swap would be."""
+    good = mb.MagicState.GOOD
+    if primary.magic is good and scratch is not good and primary.copy_done is mb.Flag.SET:
+        return "none"
+    if primary.magic is good and scratch is not good and primary.copy_done is mb.Flag.UNSET:
+        return "primary slot"
+    if scratch is good:
+        return "scratch"
+    if primary.magic is mb.MagicState.UNSET and primary.copy_done is mb.Flag.UNSET:
+        return "primary slot"
+    return "none"
 
 
 class Mcuboot:
     """One run of the bootloader on ``rt`` trusting ``trusted_key_der``."""
 
-    def __init__(self, rt: Runtime, trusted_key_der: bytes | None) -> None:
+    def __init__(
+        self, rt: Runtime, trusted_key_der: bytes | None, hash_time: Callable[[int], float] = lambda size: 0.0
+    ) -> None:
         self._rt, self._key = rt, trusted_key_der
+        self._hash_time = hash_time  # device time of hashing an image of that many bytes
         self._layout: FlashLayout = layout_for(rt.chip.name)
         self._log = McubootLog(rt)
 
@@ -49,55 +55,59 @@ class Mcuboot:
         size = mb.trailer_tail_size()
         return mb.parse_trailer(self._rt.flash.read(end - size, size))
 
-    def _validate(self, slot: int) -> tuple[bytes, Verdict]:
+    def _validate(self, slot: int) -> tuple[bytes, Verdict | None]:
+        """The slot and its verdict; ``None`` for an erased header, which loader.c's
+        boot_validate_slot turns down without a word (no image there, nothing to refuse)."""
         data = self._slot(slot)
-        return data, validate_slot(data, self._key, self._rt.defects)
+        if mb.parse_header(data).magic == ERASED_MAGIC:
+            return data, None
+        hashing = self._hash_time(min(mb.parse_header(data).img_size, self._layout.slot_size))
+        if hashing > 0:
+            self._rt.wait(hashing)
+        verdict = validate_slot(data, self._key, self._rt.defects)
+        if not verdict:
+            self._log.slot_not_valid(SLOT_NAMES[slot])
+        return data, verdict
 
     def boot(self) -> BootedImage | None:
         """Run the boot flow. Returns the image to start, or ``None`` after ``Unable to find
         bootable image`` (the caller then hangs like the real bootloader)."""
-        self._log.inf(f"*** Booting MCUboot build {MCUBOOT_BUILD} ***")
-        primary = self._trailer(PRIMARY)
-        self._log.inf(
-            f"Primary image: magic={primary.magic.value}, swap_type=0x"
-            f"{primary.swap_info & 0xF if primary.swap_info != 0xFF else 1:x}, "
-            f"copy_done=0x{_flag_code(primary.copy_done):x}, "
-            f"image_ok=0x{_flag_code(primary.image_ok):x}"
-        )
+        self._log.banner(MCUBOOT_BUILD)
         swap = ScratchSwap(self._rt, self._layout)
-        pending = swap.read_status()
-        if pending is not None:
-            self._log.inf(f"Image index: 0, Swap type: {pending.swap_type.log_name}")
-            self._log.inf("Resuming interrupted swap using scratch algorithm.")
+        pending = self._read_status(swap)
+        if pending is not None:  # loader.c boot_complete_partial_swap: no swap-type line
+            self._log.swap_started()
             swap.resume(pending)
         else:
-            self._swap_if_requested(swap, primary)
-        self._log.inf("Boot source: primary slot")
-        data, verdict = self._validate(PRIMARY)
+            self._swap_if_requested(swap)
+        data, verdict = self._validate(PRIMARY)  # MCUBOOT_VALIDATE_PRIMARY_SLOT: every boot
         if not verdict:
-            self._log.err("Image in the primary slot is not valid!")
-            self._log.err("Unable to find bootable image")
+            self._log.no_bootable_image()
             return None
-        if verdict.signer_key is not None:
-            # Evidence that validation ran (the scenarios assert it): only printed after the hash
-            # and the signature were both checked, never when a defect skipped them.
-            self._log.inf(
-                f"Image 0: SHA-256 OK, RSA-2048 PSS signature OK, key hash {mb.key_hash(verdict.signer_key).hex()[:16]}"
-            )
         return self._load(data, verdict)
 
-    def _swap_if_requested(self, swap: ScratchSwap, primary: mb.TrailerState) -> None:
-        swap_type = mb.swap_type_for(primary, self._trailer(SECONDARY))
+    def _read_status(self, swap: ScratchSwap) -> SwapStatus | None:
+        """swap_read_status -> swap_status_source: the trailers as read, and the swap in progress."""
+        primary, scratch = self._trailer(PRIMARY), swap.area_magic()
+        self._log.swap_state("Primary image", primary.magic, primary.swap_info, primary.copy_done, primary.image_ok)
+        pending = swap.read_status()
+        swap_info = pending.swap_type.value if pending else mb.ERASED
+        self._log.swap_state("Scratch", scratch, swap_info, mb.Flag.UNSET, mb.Flag.UNSET)
+        self._log.boot_source(boot_source(primary, scratch))
+        return pending
+
+    def _swap_if_requested(self, swap: ScratchSwap) -> None:
+        """loader.c boot_validated_swap_type, then boot_perform_update."""
+        swap_type = mb.swap_type_for(self._trailer(PRIMARY), self._trailer(SECONDARY))
         if swap_type is mb.SwapType.REVERT and "mcuboot-never-revert" in self._rt.defects:
             swap_type = mb.SwapType.NONE
-        if swap_type in (mb.SwapType.TEST, mb.SwapType.PERM) and not self._validate(SECONDARY)[1]:
-            self._log.err("Image in the secondary slot is not valid!")
-            self._rt.flash.erase(self._layout.secondary_slot, self._layout.slot_size)
-            swap_type = mb.SwapType.NONE
-        self._log.inf(f"Image index: 0, Swap type: {swap_type.log_name}")
+        self._log.swap_type(swap_type)
         if swap_type is mb.SwapType.NONE:
             return
-        self._log.inf("Starting swap using scratch algorithm.")
+        if not self._validate(SECONDARY)[1]:  # refused (or erased): dropped, never swapped in
+            self._rt.flash.erase(self._layout.secondary_slot, self._layout.slot_size)
+            return
+        self._log.swap_started()
         swap.start(swap_type, self._image_size(PRIMARY), self._image_size(SECONDARY))
 
     def _image_size(self, slot: int) -> int:
@@ -109,13 +119,14 @@ class Mcuboot:
 
     def _load(self, data: bytes, verdict: Verdict) -> BootedImage:
         header = verdict.header or mb.parse_header(data)
-        self._log.inf(f"Loading image 0 - slot 0 from flash, area id: {AREA_IDS[PRIMARY]}")
+        self._log.handing_over(self._layout.primary_slot, header.hdr_size)
+        self._log.loading(0, PRIMARY, AREA_IDS[PRIMARY])
         app = bytes(data[header.hdr_size : header.hdr_size + header.img_size])
         esp = parse_esp_image(app)
         for seg in esp.segments:
             kind = segment_kind(seg.load_addr)
             if kind in ("DRAM", "IRAM"):
-                paddr = self._layout.primary_slot + header.hdr_size + seg.file_offset
-                self._log.inf(f"{kind} segment: start=0x{paddr:x}, size=0x{len(seg.data):x}, vaddr=0x{seg.load_addr:x}")
-        self._log.inf(f"start=0x{esp.entry:x}")
+                start = self._layout.primary_slot + header.hdr_size + seg.file_offset
+                self._log.segment(kind, start, len(seg.data), seg.load_addr)
+        self._log.entry(esp.entry)
         return BootedImage(self._layout.primary_slot, header, app, esp.entry)

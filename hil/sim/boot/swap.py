@@ -60,6 +60,13 @@ class ScratchSwap:
             done = (chunk, step)
         return SwapStatus(mb.SwapType(swap_type), size, done)
 
+    def area_magic(self) -> mb.MagicState:
+        """The scratch area's magic as MCUboot logs it: good while a swap is recorded there."""
+        raw = self._rt.flash.read(self._status_at, len(STATUS_MAGIC))
+        if raw == STATUS_MAGIC:
+            return mb.MagicState.GOOD
+        return mb.MagicState.UNSET if raw == b"\xff" * len(raw) else mb.MagicState.BAD
+
     def start(self, swap_type: mb.SwapType, primary_size: int, secondary_size: int) -> None:
         """Record a new swap of the larger of both images, then run it."""
         size = min(max(primary_size, secondary_size), self._data_limit)
