@@ -9,7 +9,14 @@ from hil.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hil.console.console import DEFAULT_TIMEOUT, TAIL_LINES, Console
-    from hil.console.errors import ConsoleClosed, ConsoleError, DeviceCrashed, ExpectTimeout, UnexpectedOutput
+    from hil.console.errors import (
+        ConsoleClosed,
+        ConsoleError,
+        ConsoleLost,
+        DeviceCrashed,
+        ExpectTimeout,
+        UnexpectedOutput,
+    )
     from hil.console.lines import LineKind, LogLine, strip_ansi
     from hil.console.profile import (
         DEFAULT_PROFILE,
@@ -19,6 +26,7 @@ if TYPE_CHECKING:
         builtin_profiles,
         load_profile,
     )
+    from hil.console.reconnect import PortGap, ReconnectPolicy
 
 # imported on first use: the pytest plugin reads hil.console.profile in every run (not the console)
 __getattr__ = lazy_exports(
@@ -29,6 +37,9 @@ __getattr__ = lazy_exports(
         "Console": "hil.console.console",
         "ConsoleClosed": "hil.console.errors",
         "ConsoleError": "hil.console.errors",
+        "ConsoleLost": "hil.console.errors",
+        "PortGap": "hil.console.reconnect",
+        "ReconnectPolicy": "hil.console.reconnect",
         "DeviceCrashed": "hil.console.errors",
         "ExpectTimeout": "hil.console.errors",
         "UnexpectedOutput": "hil.console.errors",
@@ -51,12 +62,15 @@ __all__ = [
     "Console",
     "ConsoleClosed",
     "ConsoleError",
+    "ConsoleLost",
     "DeviceCrashed",
     "ExpectTimeout",
     "FirmwareProfile",
     "LineKind",
     "LogLine",
+    "PortGap",
     "ProfileError",
+    "ReconnectPolicy",
     "UnexpectedOutput",
     "UnknownEventError",
     "builtin_profiles",

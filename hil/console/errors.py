@@ -50,3 +50,24 @@ class UnexpectedOutput(ConsoleError, AssertionError):
 
 class ConsoleClosed(ConsoleError):
     """The port went away (closed, disconnected) while reading or waiting."""
+
+
+class ConsoleLost(ConsoleClosed):
+    """The board's serial port went away and did not come back within the reconnect bound."""
+
+    def __init__(self, board: str, port: str, reason: str, waited: float, last_error: str) -> None:
+        self.board, self.port, self.reason, self.waited, self.last_error = board, port, reason, waited, last_error
+        super().__init__(board, port, reason, waited, last_error)
+
+    def __str__(self) -> str:
+        if self.port.startswith(("rfc2217://", "socket://")):
+            check = "that the serial server (ser2net, esptool's RFC2217 server, `hil sim`) runs and is reachable"
+        else:
+            check = (
+                "the USB cable and hub, that the board is powered, and that the stable path still names it "
+                "(`ls -l /dev/serial/by-id/`; a /dev/ttyUSB*/ttyACM* name changes on re-enumeration)"
+            )
+        return (
+            f"board {self.board}: serial port {self.port} was lost ({self.reason}) and did not come back "
+            f"within {self.waited:.1f} s (last attempt: {self.last_error}); check {check}"
+        )

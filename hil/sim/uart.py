@@ -3,6 +3,10 @@
 Transmit goes straight to the attached host sink (the RFC2217 connection); with no host attached
 the bytes are lost, as on a real UART with nothing on the other end. Receive buffers bytes for the
 code running on the chip: raw reads for the ROM loader, lines for the firmware console.
+
+Whoever models the host side of the link (the USB-Serial/JTAG personality) can watch the chip
+start and stop through ``watch_running``: the board enables receive on every boot (a software
+restart too) and disables it whenever the CPU stops (EN low, power off, a power cut).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Uart:
         self._rx_enabled = False
         self._sink: Callable[[bytes], None] | None = None
         self._sink_lock = threading.Lock()
+        self._running_listener: Callable[[bool], None] | None = None
         self.baudrate = baudrate
         self.dropped_tx = 0
         self.dropped_rx = 0
@@ -62,6 +67,11 @@ class Uart:
             self._rx += data
             self._cond.notify_all()
 
+    def watch_running(self, listener: Callable[[bool], None] | None) -> None:
+        """Call ``listener(True)`` on every boot and ``listener(False)`` whenever the chip stops, on
+        the thread that caused it (None: stop watching)."""
+        self._running_listener = listener
+
     # -- chip side ---------------------------------------------------------------------------------------
     def enable_rx(self, enabled: bool) -> None:
         """Chip running (True) or stopped (False: the FIFO is cleared, input is ignored)."""
@@ -69,6 +79,9 @@ class Uart:
             self._rx_enabled = enabled
             self._rx.clear()
             self._cond.notify_all()
+        listener = self._running_listener
+        if listener is not None:
+            listener(enabled)
 
     def transmit(self, data: bytes) -> None:
         """Send ``data`` to the host, or lose it if none is attached."""
