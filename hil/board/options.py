@@ -33,8 +33,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "flash-baud",
-        "baud rate esptool switches to for flashing (0: stay at 115200)",
-        default=0,
+        "baud rate esptool switches to for flashing, for every board (default: each board's flash_baud, "
+        "921600 unless its boards-file entry says otherwise; 0: stay at the ROM's 115200)",
+        default=None,
         type=int,
         metavar="BAUD",
     ),

@@ -11,6 +11,12 @@ Why a fast RFC2217 client: pyserial's client renegotiates baud rate, data size, 
 after each DTR/RTS change and purge. esptool sets the timeout around every command, so a 1 MiB write
 takes ~36 s over loopback. Skipping renegotiation when only timeouts changed and not waiting for
 control/purge acks (TCP keeps them in order) brings it to ~1.5 s.
+
+Why opening sends no DTR/RTS: pyserial's client sends its line states as soon as the port is open,
+asserted by default. esptool's RFC2217 server (``esp_rfc2217_server``) reads those commands as
+triggers, not levels: DTR on starts its bootloader reset, RTS off (outside one) a hard reset. So the
+harness's client starts with both deasserted (as a local port is opened) and sends neither on open:
+the chip keeps running, and the first reset the harness asks for is the first the board sees.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import serial
 import serial.rfc2217
 
+from hil.board.port_access import access_denied
 from hil.serial_port import SerialPort
 
 DEFAULT_BAUD = 115200
@@ -37,6 +44,7 @@ class FastRFC2217Serial(serial.rfc2217.Serial):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._applied_settings: tuple[object, ...] | None = None
+        self._opening = False
         super().__init__(*args, **kwargs)
 
     def _line_settings(self) -> tuple[object, ...]:
@@ -65,10 +73,23 @@ class FastRFC2217Serial(serial.rfc2217.Serial):
         """Send a control (DTR/RTS/break/flow) change without waiting for the acknowledgement."""
         self._option("control").set(value)
 
+    def _update_dtr_state(self) -> None:
+        if not self._opening:  # open() would send the state: a reset trigger for esptool's server
+            super()._update_dtr_state()  # type: ignore[misc]  # pyserial private hook, absent from types-pyserial
+
+    def _update_rts_state(self) -> None:
+        if not self._opening:
+            super()._update_rts_state()  # type: ignore[misc]
+
     def open(self) -> None:
-        """Open and negotiate; a reopened port negotiates its line settings again."""
+        """Open and negotiate without touching DTR/RTS; a reopened port negotiates its line settings
+        again."""
         self._applied_settings = None
-        super().open()
+        self._opening = True
+        try:
+            super().open()
+        finally:
+            self._opening = False
 
     def close(self) -> None:
         """Close the socket and join the reader thread (without pyserial's fixed 0.3 s pause)."""
@@ -97,6 +118,8 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float | None = 0.1) -
         if scheme == "rfc2217":
             port: SerialPort = FastRFC2217Serial(None, baudrate=baud, timeout=timeout)
             port.port = url
+            port.dtr = False  # deasserted before open, and open() sends neither (see the module docstring)
+            port.rts = False
             port.open()
         elif scheme:
             port = serial.serial_for_url(url, baudrate=baud, timeout=timeout)
@@ -108,6 +131,9 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float | None = 0.1) -
             port.rts = False
             port.open()
     except serial.SerialException as exc:
+        denied = access_denied(url, exc)  # EACCES on a device: name its group and the usermod fix
+        if denied is not None:
+            raise denied from exc
         raise serial.SerialException(
             f"cannot open serial port {url}: {exc}. Check the port name (`hil boards` lists them), "
             "that the board or `hil sim` is running, and that no other process holds the port"

@@ -1,11 +1,14 @@
 """hil.flashing: esptool driven in-process on a board's open port, skip-if-identical per region."""
 
 from hil.flashing.esptool_host import FlashError, FlashTimeout, clean_environment
-from hil.flashing.flasher import FlashTarget, apply_plan, erase_port, flash_port
+from hil.flashing.flasher import FlashTarget, LoaderEntry, Restart, apply_plan, erase_port, flash_port
+from hil.flashing.identity import ExpectedIdentity, IdentityMismatch
 from hil.flashing.plan import FlashRegion, FlashReport, RegionResult, plan_from, plan_from_index, region
 from hil.flashing.session import FlashConnectError, FlashSession
+from hil.flashing.timing import FlashTiming
 
 __all__ = [
+    "ExpectedIdentity",
     "FlashConnectError",
     "FlashError",
     "FlashRegion",
@@ -13,7 +16,11 @@ __all__ = [
     "FlashSession",
     "FlashTarget",
     "FlashTimeout",
+    "FlashTiming",
+    "IdentityMismatch",
+    "LoaderEntry",
     "RegionResult",
+    "Restart",
     "apply_plan",
     "clean_environment",
     "erase_port",

@@ -12,8 +12,9 @@ from hil.flashing.plan import FlashRegion, plan_from, plan_from_index
 DEFAULT_ARTIFACTS = ("bootloader", "nvs", "app-v1")
 
 
-def build_plan(artifacts: list[str], directory: str) -> list[FlashRegion]:
-    """Regions for ``NAME`` (from ``directory/index.json``) and ``OFFSET=FILE`` arguments."""
+def build_plan(artifacts: list[str], directory: str) -> tuple[list[FlashRegion], str | None]:
+    """Regions for ``NAME`` (from ``directory/index.json``) and ``OFFSET=FILE`` arguments, and the
+    chip the index's images are built for (None: no named artifact, only files)."""
     raw = [a for a in artifacts if "=" in a]
     named = [a for a in artifacts if "=" not in a]
     regions: list[tuple[int, Path, str] | FlashRegion] = []
@@ -23,11 +24,14 @@ def build_plan(artifacts: list[str], directory: str) -> list[FlashRegion]:
             regions.append((int(offset, 0), Path(path), Path(path).name))
         except ValueError:
             raise ValueError(f"artifact {item!r}: expected OFFSET=FILE with OFFSET like 0x1000") from None
+    chip = None
     if named:
         from hil.images.index import load_index  # the index format belongs to hil.images
 
-        regions += plan_from_index(load_index(directory), named)
-    return plan_from(regions)
+        index = load_index(directory)
+        regions += plan_from_index(index, named)
+        chip = index.chip
+    return plan_from(regions), chip
 
 
 class _Progress:
@@ -49,21 +53,34 @@ class _Progress:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hil.board import Board, BoardBusy, BoardLock, BoardSpec  # board depends on flashing, not back
+    from hil.board import Board, BoardBusy, BoardError, BoardLock, BoardSpec  # board depends on flashing, not back
     from hil.flashing import FlashError
 
     try:
-        plan = build_plan(args.artifacts or list(DEFAULT_ARTIFACTS), args.dir)
+        plan, images_chip = build_plan(args.artifacts or list(DEFAULT_ARTIFACTS), args.dir)
     except (OSError, ValueError, KeyError) as exc:
         print(f"hil flash: {exc}", file=sys.stderr)
         return 2
-    spec = BoardSpec(name=args.name, port=args.port)
+    from hil.board.reset import check_reset
+
+    problem = check_reset(args.reset)
+    if problem is not None:
+        print(f"hil flash: --reset {problem}", file=sys.stderr)
+        return 2
+    spec = BoardSpec(name=args.name, port=args.port, reset=args.reset)
     lock = BoardLock(spec.name, spec.port, args.lock_dir, owner="hil flash")
     try:
         lock.acquire(timeout=args.lock_timeout)
-        with Board(spec, flash_baud=args.baud or None) as board:
-            report = board.flash(plan, force=args.force, reset=not args.no_reset, progress=_Progress(sys.stdout))
-    except (BoardBusy, FlashError, OSError) as exc:
+        with Board(spec, flash_baud=args.baud) as board:
+            report = board.flash(
+                plan,
+                force=args.force,
+                reset=not args.no_reset,
+                progress=_Progress(sys.stdout),
+                images_chip=images_chip,
+                images_source=f"the firmware index {Path(args.dir) / 'index.json'}",
+            )
+    except (BoardBusy, BoardError, FlashError, OSError) as exc:
         print(f"hil flash: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -80,7 +97,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", required=True, metavar="URL", help="device path or rfc2217://host:port")
     parser.add_argument("--dir", default="firmware_builds", help="directory holding index.json")
     parser.add_argument("--name", default="board0", help="board name used in messages and the lock")
-    parser.add_argument("--baud", type=int, default=0, help="baud rate for flashing (default: stay at 115200)")
+    parser.add_argument(
+        "--baud", type=int, default=None, help="baud rate for flashing (default: 921600; 0: stay at the ROM's 115200)"
+    )
+    parser.add_argument(
+        "--reset",
+        default="auto",
+        metavar="KIND",
+        help="auto, classic, unix-tight, usb-jtag, none (the chip is already in download mode) or an esptool "
+        "custom sequence such as 'D0|R1|W0.1|D1|R0|W0.05|D0' (default: auto)",
+    )
     parser.add_argument("--force", action="store_true", help="write every region even if its MD5 matches")
     parser.add_argument("--no-reset", action="store_true", help="leave the chip in the loader afterwards")
     parser.add_argument("--lock-dir", metavar="DIR", help="directory of the board locks")

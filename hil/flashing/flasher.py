@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from hil.flashing.identity import ExpectedIdentity, check_identity
 from hil.flashing.plan import FlashRegion, FlashReport, RegionResult
 from hil.flashing.session import FlashSession, ProgressFn
 from hil.serial_port import SerialPort
@@ -92,6 +94,58 @@ def check_erase_range(offset: int, size: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Restart:
+    """Reset the chip into its application when the work is done, while the stub is still connected
+    (:meth:`FlashSession.hard_reset`): ``announce`` runs just before (the console expects the ROM
+    banner), ``board_pulse`` is the board's own EN pulse where it may stand in for esptool's."""
+
+    announce: Callable[[], None]
+    board_pulse: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class LoaderEntry:
+    """How a session reaches the ROM loader: the board's ``enter_loader`` and/or esptool's own
+    ``esptool_reset`` mode (see :class:`FlashSession`)."""
+
+    enter_loader: Callable[[], None] | None = None
+    esptool_reset: str | None = "default-reset"
+
+
+def _connected(
+    port: SerialPort,
+    board: str,
+    entry: LoaderEntry | None,
+    expect: ExpectedIdentity | None,
+    *,
+    timeout_scale: float,
+    flash_baud: int | None = None,
+    progress: ProgressFn | None = None,
+) -> FlashSession:
+    """A session connected to the stub, the chip checked against ``expect`` (nothing written yet)."""
+    entry = entry or LoaderEntry()
+    session = FlashSession(
+        port,
+        board,
+        flash_baud=flash_baud,
+        progress=progress,
+        timeout_scale=timeout_scale,
+        enter_loader=entry.enter_loader,
+        esptool_reset=entry.esptool_reset,
+    )
+    session.connect()
+    if expect is not None:
+        check_identity(board, session.port_name, session.chip, session.mac, expect)
+    return session
+
+
+def _restart(session: FlashSession, restart: Restart | None, report: FlashReport) -> None:
+    if restart is not None:
+        restart.announce()
+        report.restarted = session.hard_reset(restart.board_pulse)
+
+
 def flash_port(
     port: SerialPort,
     regions: Sequence[FlashRegion],
@@ -101,19 +155,19 @@ def flash_port(
     progress: ProgressFn | None = None,
     force: bool = False,
     timeout_scale: float = 1.0,
-    enter_loader: Callable[[], None] | None = None,
+    entry: LoaderEntry | None = None,
+    expect: ExpectedIdentity | None = None,
+    restart: Restart | None = None,
 ) -> FlashReport:
-    """Connect esptool on the open ``port`` and apply ``regions`` skip-if-identical.
-
-    The chip is left in the loader: the caller resets it (``Board.flash`` does, announcing the
-    reset to the console). ``enter_loader`` resets it into the loader instead of esptool.
+    """Connect esptool on the open ``port``, check the chip against ``expect``, apply ``regions``
+    skip-if-identical, and with ``restart`` reset the chip into its app (else it stays in the loader).
     """
-    session = FlashSession(
-        port, board, flash_baud=flash_baud, progress=progress, timeout_scale=timeout_scale, enter_loader=enter_loader
-    )
     started = time.monotonic()
-    session.connect()
+    session = _connected(
+        port, board, entry, expect, timeout_scale=timeout_scale, flash_baud=flash_baud, progress=progress
+    )
     report = apply_plan(session, regions, board=board, port=session.port_name, force=force)
+    _restart(session, restart, report)
     report.seconds = time.monotonic() - started
     return report
 
@@ -126,15 +180,35 @@ def erase_port(
     board: str,
     label: str = "erase",
     timeout_scale: float = 1.0,
-    enter_loader: Callable[[], None] | None = None,
+    entry: LoaderEntry | None = None,
+    expect: ExpectedIdentity | None = None,
+    restart: Restart | None = None,
 ) -> FlashReport:
-    """Connect esptool on the open ``port`` and erase ``size`` bytes at ``offset`` (4 KiB aligned)."""
+    """Connect esptool on the open ``port``, check the chip against ``expect`` and erase ``size``
+    bytes at ``offset`` (4 KiB aligned); ``restart`` as for :func:`flash_port`."""
     check_erase_range(offset, size)
-    session = FlashSession(port, board, timeout_scale=timeout_scale, enter_loader=enter_loader)
     started = time.monotonic()
-    session.connect()
+    session = _connected(port, board, entry, expect, timeout_scale=timeout_scale)
     session.erase(offset, size)
-    report = FlashReport(board=board, port=session.port_name, chip=session.chip)
+    report = FlashReport(board=board, port=session.port_name, chip=session.chip, mac=session.mac)
+    report.regions.append(RegionResult(label, offset, size, "erased", time.monotonic() - started))
+    _restart(session, restart, report)
     report.seconds = time.monotonic() - started
-    report.regions.append(RegionResult(label, offset, size, "erased", report.seconds))
     return report
+
+
+def read_port(
+    port: SerialPort,
+    offset: int,
+    size: int,
+    *,
+    board: str,
+    flash_baud: int | None = None,
+    timeout_scale: float = 1.0,
+    entry: LoaderEntry | None = None,
+    expect: ExpectedIdentity | None = None,
+) -> bytes:
+    """Connect esptool on the open ``port``, check the chip against ``expect`` and read ``size``
+    bytes at ``offset`` (esptool read_flash); the chip stays in the loader."""
+    session = _connected(port, board, entry, expect, timeout_scale=timeout_scale, flash_baud=flash_baud)
+    return session.read(offset, size)

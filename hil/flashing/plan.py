@@ -90,6 +90,7 @@ class FlashReport:
     mac: str = ""
     regions: list[RegionResult] = field(default_factory=list)
     seconds: float = 0.0
+    restarted: str = ""  # how the chip was reset into its app afterwards ("": left in the loader)
 
     @property
     def bytes_written(self) -> int:

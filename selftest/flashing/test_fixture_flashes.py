@@ -35,7 +35,8 @@ def flash(self, plan, **kwargs):
         report = _flash(self, plan, **kwargs)
     finally:
         _test["flashing"] = False
-    _note(kind="flash", regions={r.label.split(" ")[0]: r.action for r in report.regions})
+    _note(kind="flash", regions={r.label.split(" ")[0]: r.action for r in report.regions},
+          restarted=report.restarted)
     return report
 
 
@@ -104,8 +105,9 @@ def test_set_up_flashes_only_what_differs_and_resets_once(tmp_path: Path) -> Non
 
     for test in ("test_flashed_1", "test_flashed_2", "test_provisioned_1", "test_provisioned_2", "test_ota_1",
                  "test_ota_2"):
-        # the flash's own reset into the app, and no other before it
-        assert [e["kind"] for e in events[test]] == ["reset by flash", "flash"], (test, events[test])
+        # the flash's own reset into the app (while esptool is connected), and no other before it
+        assert [e["kind"] for e in events[test]] == ["flash"], (test, events[test])
+        assert events[test][0]["restarted"], (test, events[test])
     assert written("test_flashed_2") == [], events["test_flashed_2"]
     for test in ("test_provisioned_1", "test_provisioned_2", "test_ota_1", "test_ota_2"):
         assert written(test) == ["nvs"], (test, events[test])  # this test's identity and server
