@@ -14,6 +14,24 @@ from hil.images.layout import SECTOR_SIZE, layout_for
 # What a board needs besides the app: the bootloader that trusts our key, and its identity.
 BASE_ARTIFACTS: tuple[str, ...] = ("bootloader", "nvs")
 DEFAULT_APP = "app-v1"
+FIRMWARE_README = "README.md#firmware"  # where a bench reads how to provide its own build's index
+
+
+class VirtualFirmwareOnRealBoard(RuntimeError):
+    """The index's images run only on the virtual board, and the board is real."""
+
+
+def check_firmware_fits_board(board: Board, firmware: Index) -> None:
+    """Refuse, before any write, images built for the virtual board on a board that is not virtual
+    (random filler code would be flashed and every verdict about it would be meaningless)."""
+    if firmware.virtual_only and not board.spec.has("virtual"):
+        raise VirtualFirmwareOnRealBoard(
+            f"board {board.name} ({board.spec.port}) is a real board, but the firmware index "
+            f"{firmware.index_path} was built by `hil images build` for the virtual board (its apps are filler "
+            "code no ESP32 runs); nothing was written. Give --hil-firmware-dir=DIR (ini hil_firmware_dir) "
+            'with your firmware build\'s images and its index.json ("target": "device"; see '
+            f"{FIRMWARE_README}), or run on virtual boards (--hil-virtual)"
+        )
 
 
 def boot_state_reset(index: Index) -> list[FlashRegion]:
@@ -55,5 +73,10 @@ def flash_app(
     board: Board, firmware: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None, **kwargs: Any
 ) -> FlashReport:
     """Flash bootloader, NVS (the factory one unless ``nvs`` is given) and ``app`` (with no swap
-    pending, plus ``extra`` regions) onto ``board``, skip-if-identical, and reset it."""
+    pending, plus ``extra`` regions) onto ``board``, skip-if-identical, and reset it. Nothing is
+    written unless the detected chip is the one ``firmware`` is built for (and the inventory's), nor
+    images built for the virtual board onto a real one (:func:`check_firmware_fits_board`)."""
+    check_firmware_fits_board(board, firmware)
+    kwargs.setdefault("images_chip", firmware.chip)
+    kwargs.setdefault("images_source", f"the firmware index {firmware.directory / 'index.json'}")
     return board.flash(flash_plan(firmware, app, *extra, nvs=nvs), **kwargs)

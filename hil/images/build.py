@@ -26,7 +26,7 @@ from filelock import FileLock
 from hil.images.app_desc import AppDesc
 from hil.images.esp_image import MIN_APP_SIZE, build_app_image, build_bootloader_image
 from hil.images.fota_build import FOTA_ROLE, PACKAGED, package_images, package_intact
-from hil.images.index import INDEX_FILE, Artifact, Index, IndexMissingError, load_index
+from hil.images.index import INDEX_FILE, TARGET_VIRTUAL, Artifact, Index, IndexMissingError, load_index
 from hil.images.keys import KEY_SPECS, KeyStore
 from hil.images.layout import MCUBOOT_HEADER_SIZE, FlashLayout, layout_for
 from hil.images.nvs_gen import build_nvs, lab_identity
@@ -254,7 +254,7 @@ def _build(out: Path, keys: KeyStore, layout: FlashLayout, size: int, fingerprin
     for name in KEY_SPECS:
         arts.add_existing(name, keys.path(name), role=name, fingerprint=keys.fingerprint(name))
     shutil.rmtree(work)
-    return Index(out, chip, fingerprint, tuple(arts.items))
+    return Index(out, chip, fingerprint, tuple(arts.items), target=TARGET_VIRTUAL)  # filler-code apps
 
 
 class _Artifacts:

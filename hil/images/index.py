@@ -1,10 +1,16 @@
 """``index.json``: the catalogue of built artifacts the harness flashes and the scenarios name.
 
-``{"schema": 1, "chip": .., "input_fingerprint": .., "artifacts": [{"name", "path" (relative to
-the index), "role", "version", "offset", "boots", "chip", "sha256", "size", "note",
+``{"schema": 1, "chip": .., "target": .., "input_fingerprint": .., "artifacts": [{"name", "path"
+(relative to the index), "role", "version", "offset", "boots", "chip", "sha256", "size", "note",
 "fingerprint"}]}``. ``offset`` is the flash offset of flashable artifacts (else ``null``);
 ``boots`` says whether a correct bootloader accepts an image (``null`` for non-images). A
 ``fota-package`` row points at the package's ``manifest.json`` (see ``hil.images.fota_build``).
+
+``target`` says what the images run on: ``"virtual"`` for the set ``hil images build`` makes (its
+apps are random filler code around a valid image structure: only the virtual board runs them),
+``"device"`` for a team's real firmware build (the default of a hand-written index without the
+field). An index without the field but with an ``input_fingerprint`` was made by ``hil images
+build`` before the field existed: virtual.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from pathlib import Path
 
 INDEX_FILE = "index.json"
 SCHEMA = 1
+TARGET_VIRTUAL = "virtual"  # built by `hil images build`: runs on the virtual board only
+TARGET_DEVICE = "device"  # a team's firmware build: runs on real ESP32 boards
 ROLES = (
     "bootloader",
     "app",
@@ -84,6 +92,17 @@ class Index:
     chip: str
     input_fingerprint: str
     artifacts: tuple[Artifact, ...] = field(default=())
+    target: str = TARGET_DEVICE
+
+    @property
+    def virtual_only(self) -> bool:
+        """True for images only the virtual board runs (``hil images build``'s filler-code apps)."""
+        return self.target == TARGET_VIRTUAL
+
+    @property
+    def index_path(self) -> Path:
+        """The ``index.json`` this index was read from (or is saved to)."""
+        return self.directory / INDEX_FILE
 
     def get(self, name: str) -> Artifact:
         """The artifact called ``name``."""
@@ -127,6 +146,7 @@ class Index:
         return {
             "schema": SCHEMA,
             "chip": self.chip,
+            "target": self.target,
             "input_fingerprint": self.input_fingerprint,
             "artifacts": [asdict(a) for a in self.artifacts],
         }
@@ -165,4 +185,6 @@ def load_index(directory: Path | str) -> Index:
         raise ValueError(
             f"{target}: malformed artifact entry ({exc}); rebuild with `hil images build --out {directory} --force`"
         ) from None
-    return Index(directory, doc["chip"], doc["input_fingerprint"], artifacts)
+    fingerprint = doc.get("input_fingerprint") or ""
+    runs_on = doc.get("target") or (TARGET_VIRTUAL if fingerprint else TARGET_DEVICE)
+    return Index(directory, doc["chip"], fingerprint, artifacts, target=str(runs_on))

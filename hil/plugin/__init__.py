@@ -46,6 +46,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = s = HilSettings.from_config(config)
     if s.require_hardware and not hasattr(config, "workerinput"):  # xdist workers: the controller checked
         _check_hardware(s)
+    if not hasattr(config, "workerinput"):
+        from hil.plugin.firmware_chip import check_sim_chip
+        from hil.plugin.workers import check_worker_count
+
+        check_worker_count(config, s)  # -n above the real boards: refused before any worker starts
+        check_sim_chip(s)  # a team's index for another chip than the virtual boards': refused too
 
 
 def _check_hardware(s: HilSettings) -> None:

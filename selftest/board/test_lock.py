@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -56,12 +57,31 @@ def test_lock_is_granted_when_the_holder_releases(holder):
     assert lock.holder() is None and not lock.held
 
 
-def test_lock_dies_with_its_process(holder):
+def test_lock_of_a_killed_holder_is_taken_at_once(holder):
     proc, port, lock_dir = holder
-    proc.kill()
+    proc.kill()  # SIGKILL: no release, the holder record stays behind
     proc.wait(10)
-    with BoardLock("dut0", port, lock_dir):
-        pass
+    lock = BoardLock("dut0", port, lock_dir, owner="me")
+    assert lock.holder()["pid"] == proc.pid
+    assert f"pid {proc.pid}, which it names, has exited" in lock.describe_holder()
+    lock.acquire(timeout=0)  # one try: the OS dropped the dead holder's lock
+    try:
+        assert lock.holder()["pid"] == os.getpid()
+    finally:
+        lock.release()
+
+
+def test_stale_record_is_not_named_as_the_holder(tmp_path):
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(exited.stdout)
+    with BoardLock("a", "/dev/ttyUSB0", tmp_path) as first:  # holds the lock, then its record goes stale
+        record = {"pid": dead_pid, "host": socket.gethostname(), "owner": "gone", "since": 0}
+        first.holder_path.write_text(json.dumps(record))
+        with pytest.raises(BoardBusy) as info:
+            BoardLock("b", "/dev/ttyUSB0", tmp_path).acquire(timeout=0)
+    text = str(info.value)
+    assert "stale holder record" in text and f"pid {dead_pid}, which it names, has exited" in text
+    assert f"held by pid {dead_pid}" not in text and "for gone" not in text
 
 
 def test_same_process_second_lock_object_is_excluded(tmp_path):

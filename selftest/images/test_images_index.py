@@ -73,3 +73,21 @@ def test_foreign_schema_is_refused(tmp_path: Path) -> None:
     (tmp_path / "index.json").write_text('{"schema": 99, "artifacts": []}')
     with pytest.raises(ValueError, match="schema 99"):
         load_index(tmp_path)
+
+
+def test_hil_built_images_are_marked_virtual(built: Index) -> None:
+    assert json.loads((built.directory / "index.json").read_text())["target"] == "virtual"
+    assert load_index(built.directory).virtual_only
+
+
+def test_a_teams_hand_written_index_is_a_device_build(tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text('{"schema": 1, "chip": "esp32", "artifacts": []}')  # no target field
+    index = load_index(tmp_path)
+    assert (index.target, index.virtual_only, index.input_fingerprint) == ("device", False, "")
+
+
+def test_an_index_built_before_the_target_field_is_virtual(built: Index, tmp_path: Path) -> None:
+    doc = json.loads((built.directory / "index.json").read_text())
+    del doc["target"]  # what `hil images build` wrote before: it still has its input fingerprint
+    (tmp_path / "index.json").write_text(json.dumps(doc))
+    assert load_index(tmp_path).virtual_only
