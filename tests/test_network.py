@@ -259,13 +259,14 @@ def test_replay_flood_does_not_block_next_upload(provisioned_board: Board, devic
 @pytest.mark.stride("S", "T", threat="a failed attempt's nonce is re-sent on retry (its packet then replays)")
 @pytest.mark.fails_with("nonce-reused-on-retry")
 def test_retry_after_503_uses_a_new_nonce(provision: Provision, board: Board, server: ServerUnderTest,
-                                          capture: Capture, attacker: Attacker) -> None:
+                                          capture: Capture, attacker: Attacker, server_host: str) -> None:
     """A man in the middle answers the first upload with 503: the board retries with nonce+1 (it
     committed a new nonce), which the server accepts; the refused attempt's nonce is never accepted."""
     unavailable = build_response(503, "Service Unavailable",
                                  b'{"status":"error","error_code":"UNAVAILABLE","message":"maintenance"}')
     rules = [Rule.inject(unavailable, method="POST", path=UPLOAD_PATH, limit=1)]
-    with MitmProxy(capture.server_address(server.address), rules=rules) as proxy:
+    # the proxy listens where the board reaches this host (its own 127.0.0.1 is itself on a real board)
+    with MitmProxy(capture.server_address(server.address), rules=rules, listen=(server_host, 0)) as proxy:
         host, port = proxy.address
         device = provision(server_url=f"http://{host}:{port}")
         board.console.send("upload")

@@ -50,6 +50,7 @@ class ItemType(enum.IntEnum):
     U64 = 0x08
     I64 = 0x18
     SZ = 0x21
+    BLOB = 0x41  # version-1 blob: its data follows in one run of entries, no index
     BLOB_DATA = 0x42
     BLOB_IDX = 0x48
 
@@ -121,7 +122,7 @@ class NvsImage:
 
     def get(self, namespace: str, key: str) -> int | str | bytes | None:
         """Value of ``namespace/key``: int for integer types, str for strings, bytes for blobs."""
-        item = self.find(namespace, key, (*_INT_FORMATS, ItemType.SZ, ItemType.BLOB_IDX))
+        item = self.find(namespace, key, (*_INT_FORMATS, ItemType.SZ, ItemType.BLOB, ItemType.BLOB_IDX))
         if item is None:
             return None
         if item.type in _INT_FORMATS:
@@ -129,6 +130,8 @@ class NvsImage:
             return struct.unpack_from(fmt, item.data)[0]
         if item.type == ItemType.SZ:
             return item.payload.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if item.type == ItemType.BLOB:
+            return item.payload
         return self._blob(item)
 
     def _blob(self, index: Item) -> bytes | None:
@@ -193,7 +196,7 @@ def _parse_item(page: bytes, slot: int, raw: bytes, index: int, image: NvsImage)
         image.errors.append(f"{where}: bad span {span}, skipped")
         return None, 1
     payload = b""
-    if typ in (ItemType.SZ, ItemType.BLOB_DATA):
+    if typ in (ItemType.SZ, ItemType.BLOB, ItemType.BLOB_DATA):
         size, _, data_crc = struct.unpack_from("<HHI", raw, 24)
         start = FIRST_ENTRY_OFFSET + (slot + 1) * ENTRY_SIZE
         payload = page[start : start + size]
@@ -238,6 +241,12 @@ def _encode_var(ns: int, typ: int, chunk: int, key: str, payload: bytes) -> byte
     return head + payload.ljust((span - 1) * ENTRY_SIZE, b"\xff")
 
 
+def stored_bytes(ns: int, item: Item) -> bytes:
+    """The entries of *item* as stored (same type, span, chunk and data) under namespace index *ns*."""
+    head = _entry(ns, item.type, item.span, item.chunk, item.key, item.data)
+    return head + item.payload.ljust((item.span - 1) * ENTRY_SIZE, b"\xff")
+
+
 def encode_items(ns: int, key: str, value: int | str | bytes, item_type: ItemType, blob_start: int = 0) -> list[bytes]:
     """Entry bytes of the item(s) that store ``value`` (a blob: data chunk then index)."""
     if len(key) > KEY_MAX or not key:
@@ -274,12 +283,7 @@ class NvsWriter:
 
     def set(self, namespace: str, key: str, value: int | str | bytes, item_type: ItemType) -> None:
         """Write ``namespace/key``: new entry, checkpoint, then mark the old entry (if any) erased."""
-        image = self.read()
-        ns = image.namespaces().get(namespace)
-        if ns is None:
-            ns = max(image.namespaces().values(), default=0) + 1
-            self._append(image, _entry(0, ItemType.U8, 1, CHUNK_ANY, namespace, bytes([ns])))
-            image = self.read()
+        image, ns = self._namespace(namespace)
         old = [i for i in image.items if i.ns == ns and i.key == key]
         old_idx = image.find(namespace, key, (ItemType.BLOB_IDX,))
         start = BLOB_VERSION_OFFSETS[1] if old_idx and old_idx.data[5] == 0 else 0
@@ -289,6 +293,22 @@ class NvsWriter:
         self._checkpoint(key)  # power cut here: old and new both written; readers take the new
         for item in old:
             self._set_state(item.page, item.slot, item.span, EntryState.ERASED)
+
+    def copy(self, namespace: str, item: Item) -> None:
+        """Append *item*, read from another partition, under *namespace* exactly as it was stored
+        (type, chunk, bytes). Nothing is erased and no checkpoint is passed: this builds a partition."""
+        image, ns = self._namespace(namespace)
+        self._append(image, stored_bytes(ns, item))
+
+    def _namespace(self, namespace: str) -> tuple[NvsImage, int]:
+        """The partition as read now and *namespace*'s index (its entry written first if it is new)."""
+        image = self.read()
+        ns = image.namespaces().get(namespace)
+        if ns is None:
+            ns = max(image.namespaces().values(), default=0) + 1
+            self._append(image, _entry(0, ItemType.U8, 1, CHUNK_ANY, namespace, bytes([ns])))
+            image = self.read()
+        return image, ns
 
     def _append(self, image: NvsImage, raw: bytes) -> None:
         span = len(raw) // ENTRY_SIZE

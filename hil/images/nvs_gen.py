@@ -1,5 +1,8 @@
 """Device provisioning: a device identity written into an NVS partition by Espressif's own
-``esp-idf-nvs-partition-gen`` (the tool a factory line uses), namespace ``ecowatt``.
+``esp-idf-nvs-partition-gen`` (the tool a factory line uses), namespace ``ecowatt``, and optionally
+Wi-Fi station credentials. PROTOCOL.md names no Wi-Fi keys, so they go where the ESP-IDF Wi-Fi
+driver keeps its own (``nvs.net80211``: ``sta.ssid``, ``sta.pswd``), as the generator's Wi-Fi support
+writes them: the driver loads them at ``esp_wifi_init`` unless the firmware sets another configuration.
 
 Fixtures call ``build_nvs`` with other identities (another device id, a wrong key, another server
 URL); ``DeviceIdentity``'s repr never shows keys so it can be logged.
@@ -33,6 +36,12 @@ DEFAULT_SERVER_URL = "http://127.0.0.1:5001"
 NVS_GEN = (sys.executable, "-m", "esp_idf_nvs_partition_gen")
 NVS_GEN_TIMEOUT = 60.0
 _DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+WIFI_NAMESPACE = "nvs.net80211"
+# The keys the harness owns in WIFI_NAMESPACE when it provisions Wi-Fi: the two it writes and the three
+# the generator adds with them (AP info, PMK and "AP switch" reset, so the driver derives them afresh).
+WIFI_KEYS = frozenset({"sta.ssid", "sta.pswd", "sta.apinfo", "sta.pmk", "sta.apsw"})
+WIFI_SSID_MAX = 32  # bytes (wifi_sta_config_t.ssid)
+WIFI_PASSWORD_MAX = 64  # bytes (wifi_sta_config_t.password: 8..63 passphrase or a 64-hex-digit PSK)
 
 
 class NvsBuildError(RuntimeError):
@@ -54,6 +63,8 @@ class DeviceIdentity:
     ca_cert: str | None = field(default=None, repr=False)
     encrypt: bool = False  # AES-128-CBC on the upload payload
     upload_period_s: int = 0  # periodic upload timer; 0 = uploads on the console command only
+    wifi_ssid: str | None = None  # station credentials (nvs.net80211); None = leave the board's own
+    wifi_password: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not _DEVICE_ID_RE.fullmatch(self.device_id):
@@ -67,6 +78,19 @@ class DeviceIdentity:
             raise ValueError(f"device {self.device_id}: upload_period_s {self.upload_period_s} is not a u32")
         if len(self.psk_id.encode()) > 64 or len(self.psk.encode()) > 64:
             raise ValueError(f"device {self.device_id}: PSK identity and key are at most 64 bytes")
+        if self.wifi_ssid is not None and not 0 < len(self.wifi_ssid.encode()) <= WIFI_SSID_MAX:
+            raise ValueError(f"device {self.device_id}: Wi-Fi SSID {self.wifi_ssid!r} must be 1-{WIFI_SSID_MAX} bytes")
+        if self.wifi_password and not 8 <= len(self.wifi_password.encode()) <= WIFI_PASSWORD_MAX:
+            raise ValueError(f"device {self.device_id}: the Wi-Fi password must be 8-{WIFI_PASSWORD_MAX} bytes")
+        if self.wifi_password and self.wifi_ssid is None:
+            raise ValueError(f"device {self.device_id}: a Wi-Fi password without an SSID")
+
+    def owns(self, namespace: str, key: str) -> bool:
+        """True for the NVS entries this identity provisions (they replace the board's): the whole
+        ``ecowatt`` namespace, and the Wi-Fi station keys when it carries Wi-Fi credentials."""
+        if namespace == NVS_NAMESPACE:
+            return True
+        return self.wifi_ssid is not None and namespace == WIFI_NAMESPACE and key in WIFI_KEYS
 
     def replace(self, **changes: Any) -> DeviceIdentity:
         """A copy with ``changes`` applied (validated again)."""
@@ -98,6 +122,13 @@ def nvs_csv(identity: DeviceIdentity, ca_cert_file: Path | None = None) -> str:
         if ca_cert_file is None:
             raise ValueError("identity has a CA certificate: pass the file it was written to")
         rows.append(("ca_cert", "file", "string", str(ca_cert_file)))
+    if identity.wifi_ssid is not None:
+        # the Wi-Fi driver's NVS layout: sta.ssid = {u32 length, 32 bytes}, sta.pswd = 64 bytes, NUL padded
+        rows += [
+            (WIFI_NAMESPACE, "namespace", "", ""),
+            ("sta.ssid", "data", f"blob_sz_fill({WIFI_SSID_MAX};0x00)", identity.wifi_ssid),
+            ("sta.pswd", "data", f"blob_fill({WIFI_PASSWORD_MAX};0x00)", identity.wifi_password),
+        ]
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
@@ -133,7 +164,8 @@ def build_nvs(identity: DeviceIdentity, out: Path, size: int = NVS_SIZE) -> Path
 
 def _redact(text: str, identity: DeviceIdentity) -> str:
     """Tool output may echo CSV values: strip every secret before it reaches a log."""
-    for secret in (identity.hmac_key.hex(), identity.aes_key.hex(), identity.fota_key.hex(), identity.psk):
+    secrets = [identity.hmac_key.hex(), identity.aes_key.hex(), identity.fota_key.hex(), identity.psk]
+    for secret in [*secrets, identity.wifi_password] if identity.wifi_password else secrets:
         text = text.replace(secret, "<redacted>")
     return text
 

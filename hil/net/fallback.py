@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from hil.net.address import is_local_address
 from hil.net.capture import CaptureError, CaptureStats, CaptureUnavailable, Sniffer, capture_path
 from hil.net.relay import RecordingRelay
 
@@ -82,6 +83,7 @@ def open_capture(
     iface: str = "lo",
     upstream: Endpoint | None = None,
     relay_listen: Endpoint = ("127.0.0.1", 0),
+    namespace: str | None = None,
     proto: Literal["tcp", "udp"] = "tcp",
     notice: FallbackNotice | None = None,
     force_relay: bool = False,
@@ -91,7 +93,9 @@ def open_capture(
 
     Sniffs *iface* when possible. Without the privilege (or with ``force_relay``) it starts a
     :class:`~hil.net.relay.RecordingRelay` to *upstream* (the server the board talks to) and
-    announces it through *notice*. Without an *upstream* there is nothing to relay, so the
+    announces it through *notice*; the relay connects upstream as the board would, from *host*
+    (inside the board's network *namespace*, if it has one), so the server sees the board's
+    address, not this host's (its rate limit is per peer). Without an *upstream* there is nothing to relay, so the
     :class:`~hil.net.capture.CaptureUnavailable` propagates (the scenario must skip, not pass).
     """
     path = Path(path)
@@ -107,7 +111,15 @@ def open_capture(
         reason = "relay forced by configuration"
     if upstream is None:
         raise CaptureUnavailable(f"relay capture for board {host} needs the upstream server address")
-    relay = RecordingRelay(path, upstream=upstream, listen=relay_listen, proto=proto).start()
+    relay = RecordingRelay(
+        path,
+        upstream=upstream,
+        listen=relay_listen,
+        # the relay connects upstream as the board: from its address, in its namespace if it has one
+        upstream_source=host if namespace or is_local_address(host) else None,
+        upstream_namespace=namespace,
+        proto=proto,
+    ).start()
     (notice or FallbackNotice()).announce(reason)
     return Capture(path, "relay", relay=relay, upstream=upstream)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from scapy.packet import Packet
 from scapy.utils import PcapWriter
 
 from hil.net.capture import DLT_EN10MB, CaptureError, CaptureStats
+from hil.net.namespace import run_in_namespace
 from hil.net.synth import DEFAULT_MSS, TcpConversation, udp_frame
 from hil.net.workers import WorkerGroup, bound_address, open_listener
 
@@ -61,6 +63,8 @@ class RecordingRelay:
         *,
         upstream: Endpoint,
         listen: Endpoint = ("127.0.0.1", 0),
+        upstream_source: str | None = None,
+        upstream_namespace: str | None = None,
         proto: Literal["tcp", "udp"] = "tcp",
         mss: int = DEFAULT_MSS,
         max_connections: int = 64,
@@ -73,6 +77,10 @@ class RecordingRelay:
         self.path = Path(path)
         self.upstream = upstream
         self.listen = listen
+        # connect upstream from this address (the board's own, when this host has it): the server then
+        # sees the board's peer address, as without the relay, not the one an attacker on this host has
+        self.upstream_source = upstream_source
+        self.upstream_namespace = upstream_namespace  # ... from the board's own network namespace
         self.proto = proto
         self.mss = mss
         self.max_connections = max_connections
@@ -139,6 +147,13 @@ class RecordingRelay:
         if self._sink is not None:
             self.stop()
 
+    def _source_address(self) -> tuple[str, int] | None:
+        return (self.upstream_source, 0) if self.upstream_source else None
+
+    def _on_board_side(self, make: Callable[[], socket.socket]) -> socket.socket:
+        """A socket made in the board's network namespace, if it has one (else here)."""
+        return run_in_namespace(self.upstream_namespace, make) if self.upstream_namespace else make()
+
     # -- TCP -------------------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
@@ -162,7 +177,9 @@ class RecordingRelay:
     def _relay_connection(self, client: socket.socket, peer: Endpoint) -> None:
         assert self._sink is not None
         try:
-            upstream = socket.create_connection(self.upstream, timeout=self.connect_timeout)
+            upstream = self._on_board_side(
+                lambda: socket.create_connection(self.upstream, self.connect_timeout, self._source_address())
+            )
         except OSError as exc:
             self.errors.append(f"{peer[0]}:{peer[1]} -> upstream {self.upstream}: {exc}")
             client.close()
@@ -214,7 +231,9 @@ class RecordingRelay:
                             if len(upstreams) >= self.max_connections:
                                 self.errors.append(f"UDP peer {peer} dropped: {self.max_connections} peers already")
                                 continue
-                            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            up = self._on_board_side(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                            if self.upstream_source:
+                                up.bind((self.upstream_source, 0))
                             up.connect(self.upstream)
                             upstreams[peer], peers[up] = up, peer
                         self._sink.write([udp_frame(peer, self.upstream, data)])

@@ -18,6 +18,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="FILE",
     ),
     OptionSpec(
+        "server-host",
+        "address of this host the built-in server, the capture relay and proxies listen on, put in "
+        "the TLS certificate and provision into the boards (default: the IPv4 address of the board's "
+        "network_interface; 127.0.0.1 for a board on lo)",
+        metavar="ADDRESS",
+    ),
+    OptionSpec(
         "server-defect",
         "start the built-in server with this defect (see `hil server --list-defects`); repeatable",
         action="append",

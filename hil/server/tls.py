@@ -1,5 +1,6 @@
-"""TEST ONLY PKI for the reference server: a test CA and a server certificate for 127.0.0.1/localhost,
-plus an unrelated "MITM" CA and certificate (same names) for interception scenarios.
+"""TEST ONLY PKI for the reference server: a test CA and a server certificate for 127.0.0.1/localhost
+(and the address boards reach the server at, given in ``names``), plus an unrelated "MITM" CA and
+certificate (same names) for interception scenarios.
 
 Keys are ECDSA P-256 (what mbedTLS on an ESP32 handles fast). Nothing here is fit for production:
 every subject carries "hil TEST ONLY".

@@ -20,7 +20,7 @@ from hil.server.handle import ServerHandle
 from hil.server.state import ServerState
 from hil.server.tls import TestPki
 
-ADMIN_TOKEN = "hil-fixture-admin-token"  # TEST ONLY: in-process servers on loopback
+ADMIN_TOKEN = "hil-fixture-admin-token"  # TEST ONLY: in-process servers on the bench network
 Tls = Literal["off", "on", "mitm"]
 
 
@@ -105,6 +105,7 @@ class ServerFactory:
     pki: TestPki
     defects: tuple[str, ...] = ()
     external: ServerUnderTest | None = None
+    host: str = "127.0.0.1"  # where built-in servers listen: an address the board reaches this host at
     _started: list[ServerUnderTest] = field(default_factory=list)
 
     def start(
@@ -140,7 +141,11 @@ class ServerFactory:
         )
         pair = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}[tls]
         handle = ServerHandle(
-            config, defects=self.defects, tls_cert=pair.cert if pair else None, tls_key=pair.key if pair else None
+            config,
+            host=self.host,
+            defects=self.defects,
+            tls_cert=pair.cert if pair else None,
+            tls_key=pair.key if pair else None,
         ).start()
         server = ServerUnderTest(
             handle.url,

@@ -23,6 +23,7 @@ from hil.sim.loader import LoaderSession
 from hil.sim.power import CutTrigger, PowerTriggers, trigger_dicts
 from hil.sim.reset_lines import DEFAULT_STRAP_WINDOW, ResetLines
 from hil.sim.runtime import Firmware, Halted, PowerCut, Reboot, ResetCause
+from hil.sim.station import Station
 from hil.sim.uart import Uart
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class ChipRuntime:
         self.efuses = board.require_efuses()
         self.mac = self.efuses.mac
         self.net_address = board.net_address  # the station's IP: the source of every connection
+        self.station = board.station  # and its mask, gateway and network namespace
         self.reset_cause = cause
         self._notified = threading.Event()
 
@@ -188,13 +190,15 @@ class VirtualBoard:
         strap_window: float = DEFAULT_STRAP_WINDOW,
         name: str | None = None,
         net_address: str = "127.0.0.1",
+        station: Station | None = None,
     ) -> None:
         self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.defects = defects if defects is not None else DefectSet()
         self.firmware = firmware
         self.strap_window = strap_window
-        self.net_address = net_address
+        self.station = station or Station(net_address)  # a station given decides the address
+        self.net_address = self.station.address
         self.name = name or (self.state_dir.name if self.state_dir else f"{self.chip.name}-ram")
         self.url: str | None = None
         self._requested_mac = mac

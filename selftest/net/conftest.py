@@ -11,6 +11,9 @@ from typing import Iterator
 
 import pytest
 
+from hil.sim import netns
+from hil.sim.station import Station
+
 # Each test gets its own 127.x.y.z so captures never see another test's (or worker's) traffic.
 _addresses = itertools.count(1)
 
@@ -19,6 +22,16 @@ _addresses = itertools.count(1)
 def board_addr() -> str:
     n = next(_addresses)
     return f"127.{77 + os.getpid() % 100}.{n // 250}.{n % 250 + 2}"
+
+
+@pytest.fixture
+def board_network() -> Iterator[Station]:
+    """A board's own network namespace behind a veth pair (a virtual board's, made for this test)."""
+    station = netns.create()
+    try:
+        yield station
+    finally:
+        netns.delete(station)
 
 
 class _EchoHandler(BaseHTTPRequestHandler):

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from hil.images.app_desc import AppDesc, find_app_desc
 from hil.sim.booted import BootedImage
+from hil.sim.firmware import wifi
 from hil.sim.firmware.console import Command, CommandTable, cmd_reboot, cmd_status, serve
 from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import NvsStore
@@ -54,7 +55,8 @@ def _panic(rt: Runtime, log: IdfLog, why: str) -> NoReturn:
 
 
 def start(rt: Runtime, booted: BootedImage) -> Device:
-    """Run the app's start-up up to the console: app_init lines, version banner, NVS load."""
+    """Run the app's start-up up to the console: app_init lines, version banner, NVS load, the
+    station's network up."""
     log = IdfLog(rt)
     try:
         desc = find_app_desc(booted.app_image)
@@ -72,6 +74,7 @@ def start(rt: Runtime, booted: BootedImage) -> Device:
         device.identity = identity
         log.i("nvs", f"Device ID: {identity.device_id}")
         log.i("security", f"Nonce loaded from NVS: {identity.nonce}")
+    wifi.bring_up(rt, log)  # the network is up before any upload or OTA task starts
     return device
 
 

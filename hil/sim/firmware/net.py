@@ -1,6 +1,7 @@
 """The device's HTTP(S) client (``esp_http_client`` + ``esp-tls`` on a real board).
 
-Real sockets from the board's own address, with the TCP MSS clamped like Wi-Fi (1400 bytes: loopback
+Real sockets from the board's own address (in its own network namespace when it has one: see
+:mod:`hil.sim.netns`), with the TCP MSS clamped like Wi-Fi (1400 bytes: loopback
 would otherwise put 64 KiB segments on the wire, which captures truncate). HTTPS verifies the server
 certificate against the CA PEM the device was provisioned with, hostname or IP included; a handshake
 failure raises :class:`TlsError` before a single byte of the request is sent.
@@ -19,12 +20,15 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+from hil.sim import netns
+from hil.sim.station import LOOPBACK_ADDRESS, Station
 
 WIFI_MSS = 1400  # bytes; what an ESP32 station's lwIP negotiates over Wi-Fi
 DEFAULT_TIMEOUT_S = 5.0  # esp_http_client's default timeout_ms
 MAX_REPLY_BYTES = 16 * 1024  # the firmware's response buffer
-DEFAULT_SOURCE = "127.0.0.1"
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 
 
@@ -88,18 +92,32 @@ class HttpReply:
         return code if isinstance(code, str) and _CODE.fullmatch(code) else "-"
 
 
+def station_of(rt: Any) -> Station:
+    """The network attachment of the board running *rt* (a runtime without one: its
+    ``net_address`` on this host's loopback, as the self-tests' fake runtimes give)."""
+    station = getattr(rt, "station", None)
+    return station if isinstance(station, Station) else Station(getattr(rt, "net_address", LOOPBACK_ADDRESS))
+
+
 def open_socket(
-    host: str, port: int, *, source: str | None = DEFAULT_SOURCE, timeout: float = DEFAULT_TIMEOUT_S
+    host: str, port: int, *, station: Station | None = None, timeout: float = DEFAULT_TIMEOUT_S
 ) -> socket.socket:
-    """A TCP connection to *host*:*port* from *source*, MSS clamped to :data:`WIFI_MSS` before connect,
-    Nagle off."""
-    family = socket.AF_INET6 if source and ":" in source else socket.AF_INET
+    """A TCP connection to *host*:*port* from *station*'s address (inside its network namespace, if
+    it has one), MSS clamped to :data:`WIFI_MSS` before connect, Nagle off."""
+    station = station or Station()
+    source = station.address
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise NetError(f"cannot resolve {host}: {exc.strerror}") from None
     af, kind, proto, _, address = infos[0]
-    sock = socket.socket(af, kind, proto)
+    try:
+        sock = (
+            netns.socket_in(station.namespace, af, kind, proto) if station.namespace else socket.socket(af, kind, proto)
+        )
+    except netns.NetnsError as exc:
+        raise NetError(str(exc)) from None
     try:
         # The clamp must precede connect(): the MSS option travels in the SYN.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, WIFI_MSS)
@@ -107,8 +125,7 @@ def open_socket(
         # would hold the body until the server's delayed ACK (~40 ms on Linux) for every report.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(timeout)
-        if source:
-            sock.bind((source, 0))
+        sock.bind((source, 0))
         sock.connect(address)
     except OSError as exc:
         sock.close()
@@ -140,7 +157,7 @@ def post_json(
     *,
     ca_pem: str = "",
     verify: bool = True,
-    source: str | None = DEFAULT_SOURCE,
+    station: Station | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     on_sent: Callable[[], None] | None = None,
 ) -> HttpReply:
@@ -156,7 +173,7 @@ def post_json(
         body,
         ca_pem=ca_pem,
         verify=verify,
-        source=source,
+        station=station,
         timeout=timeout,
         on_sent=on_sent,
         max_bytes=MAX_REPLY_BYTES,
@@ -169,7 +186,7 @@ def get(
     *,
     ca_pem: str = "",
     verify: bool = True,
-    source: str | None = DEFAULT_SOURCE,
+    station: Station | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_bytes: int = MAX_REPLY_BYTES,
 ) -> HttpReply:
@@ -186,7 +203,7 @@ def get(
         None,
         ca_pem=ca_pem,
         verify=verify,
-        source=source,
+        station=station,
         timeout=timeout,
         on_sent=None,
         max_bytes=max_bytes,
@@ -201,13 +218,13 @@ def _request(
     *,
     ca_pem: str,
     verify: bool,
-    source: str | None,
+    station: Station | None,
     timeout: float,
     on_sent: Callable[[], None] | None,
     max_bytes: int,
 ) -> HttpReply:
     """One request on its own connection (MSS clamp, source address, TLS against *ca_pem*)."""
-    with HttpSession(endpoint, ca_pem=ca_pem, verify=verify, source=source, timeout=timeout) as session:
+    with HttpSession(endpoint, ca_pem=ca_pem, verify=verify, station=station, timeout=timeout) as session:
         return session.request(method, path, body, max_bytes=max_bytes, on_sent=on_sent)
 
 
@@ -230,11 +247,11 @@ class HttpSession:
         *,
         ca_pem: str = "",
         verify: bool = True,
-        source: str | None = DEFAULT_SOURCE,
+        station: Station | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.endpoint = endpoint
-        self._ca_pem, self._verify, self._source, self._timeout = ca_pem, verify, source, timeout
+        self._ca_pem, self._verify, self._station, self._timeout = ca_pem, verify, station, timeout
         self._conn: _Connection | None = None
         self.connections = 0
         self.requests = 0
@@ -304,7 +321,7 @@ class HttpSession:
     def _connect(self) -> _Connection:
         endpoint = self.endpoint
         ctx = tls_context(self._ca_pem, verify=self._verify) if endpoint.scheme == "https" else None
-        sock = open_socket(endpoint.host, endpoint.port, source=self._source, timeout=self._timeout)
+        sock = open_socket(endpoint.host, endpoint.port, station=self._station, timeout=self._timeout)
         if ctx is not None:
             sock = _handshake(ctx, sock, endpoint)
         self.connections += 1

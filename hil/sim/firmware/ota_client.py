@@ -171,7 +171,7 @@ class OtaClient:
             self.endpoint,
             ca_pem=ident.ca_cert,
             verify="tls-no-verify" not in device.rt.defects,
-            source=getattr(device.rt, "net_address", net.DEFAULT_SOURCE),
+            station=net.station_of(device.rt),
             timeout=timeout,
         )
 

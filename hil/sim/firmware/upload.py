@@ -169,7 +169,7 @@ def _send(device: Device, endpoint: net.Endpoint, packet: UploadPacket, count: i
             body,
             ca_pem=ident.ca_cert,
             verify="tls-no-verify" not in rt.defects,
-            source=getattr(rt, "net_address", net.DEFAULT_SOURCE),
+            station=net.station_of(rt),
             on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce),
         )
 
