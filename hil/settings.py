@@ -36,6 +36,20 @@ VIRTUAL_BOARD_OPTIONS: tuple[OptionSpec, ...] = (
         metavar="NAME",
     ),
     OptionSpec("sim-chip", "chip of virtual boards: esp32 or esp32c6", default="esp32", metavar="CHIP"),
+    OptionSpec(
+        "sim-usb-jtag",
+        "serve virtual boards' ports as their USB-Serial/JTAG: the port drops and re-enumerates on "
+        "power-on and EN resets (as on a bench), DTR/RTS decoded as that controller does",
+        default=False,
+        action="store_true",
+    ),
+    OptionSpec(
+        "sim-netns",
+        "run each virtual board's network in its own network namespace behind a veth pair (its "
+        "127.0.0.1 is itself, as on a real board; captures sniff the host-side veth); needs root and `ip`",
+        default=False,
+        action="store_true",
+    ),
 )
 FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -62,7 +76,7 @@ class HilSettings:
     sim_chip: str
     lock_dir: Path | None
     lock_timeout: float
-    flash_baud: int
+    flash_baud: int | None  # None: each board's own (BoardSpec.flash_baud)
     reflash: bool
     firmware_dir: Path
     firmware_profile: str
@@ -75,6 +89,9 @@ class HilSettings:
     power_cut_sweep: str = "sample"
     power_cut_samples: int = 6
     require_hardware: bool = False
+    server_host: str | None = None
+    sim_netns: bool = False
+    sim_usb_jtag: bool = False
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -103,7 +120,7 @@ class HilSettings:
             sim_chip=opt["hil_sim_chip"],
             lock_dir=path(opt["hil_lock_dir"]),
             lock_timeout=float(opt["hil_lock_timeout"]),
-            flash_baud=int(opt["hil_flash_baud"] or 0),
+            flash_baud=None if opt["hil_flash_baud"] is None else int(opt["hil_flash_baud"]),
             reflash=bool(opt["hil_reflash"]),
             firmware_dir=required_path("hil_firmware_dir"),
             firmware_profile=opt["hil_firmware_profile"],
@@ -116,6 +133,9 @@ class HilSettings:
             power_cut_sweep=_choice(opt, "hil_power_cut_sweep", ("sample", "all")),
             power_cut_samples=int(opt["hil_power_cut_samples"]),
             require_hardware=bool(opt["hil_require_hardware"]),
+            server_host=opt["hil_server_host"],
+            sim_netns=bool(opt["hil_sim_netns"]),
+            sim_usb_jtag=bool(opt["hil_sim_usb_jtag"]),
         )
 
 

@@ -12,8 +12,6 @@ from hil.images import mcuboot
 from hil.images.index import Index
 from hil.images.layout import SECTOR_SIZE, layout_for
 
-BOOT_TIMEOUT = 5.0
-
 
 def queue_test_swap(index: Index, app: str) -> list[FlashRegion]:
     """``app`` in the secondary slot and its trailer asking for a test swap (``boot_set_pending``)."""
@@ -34,11 +32,12 @@ def test_unconfirmed_test_image_is_reverted(board: Board, firmware: Index) -> No
     v1, v2 = firmware.get("app-v1"), firmware.get("app-v2")
     flash_app(board, firmware, "app-v1", *queue_test_swap(firmware, "app-v2"))
     console = board.console
-    console.expect_event("boot.swap", BOOT_TIMEOUT, swap_type="test")
-    console.expect_event("boot.version", BOOT_TIMEOUT, version=v2.version)
+    swap = board.timing.boot() + board.timing.swap(layout_for(firmware.chip).slot_size)  # a swap, then the load
+    console.expect_event("boot.swap", swap, swap_type="test")
+    console.expect_event("boot.version", swap, version=v2.version)
     board.reset()  # v2 did not confirm (image_ok unset): the next boot must put v1 back
-    console.expect_event("boot.swap", BOOT_TIMEOUT, swap_type="revert", unless=["boot.validated"])
-    console.expect_event("boot.version", BOOT_TIMEOUT, version=v1.version)
+    console.expect_event("boot.swap", swap, swap_type="revert", unless=["boot.validated"])
+    console.expect_event("boot.version", swap, version=v1.version)
     board.reset()  # the revert is permanent
-    console.expect_event("boot.swap", BOOT_TIMEOUT, swap_type="none")
-    console.expect_event("boot.version", BOOT_TIMEOUT, version=v1.version)
+    console.expect_event("boot.swap", swap, swap_type="none")
+    console.expect_event("boot.version", swap, version=v1.version)

@@ -14,8 +14,15 @@ Boards file::
     power_command = "uhubctl -l 1-1 -p 2 -a {action}"  # implies the "power" capability
     network_interface = "wlan1"
     network_address = "192.168.4.2"
+    wifi_ssid = "lab-ap"                             # optional: provisioned into NVS (nvs.net80211)
+    wifi_password_env = "HIL_WIFI_PASSWORD"          # its password: only ever from this variable
     reset_pulse = 0.1                                # optional: s EN is held low for a reset; given, the
                                                      # harness also enters the ROM loader itself
+    reset = "auto"                                   # auto | classic | unix-tight | usb-jtag | none, or an
+                                                     # esptool custom sequence "D0|R1|W0.1|D1|R0|W0.05|D0"
+    flash_baud = 921600                              # esptool's baud for flashing (0: the ROM's 115200)
+    timing = "esp32c6"                               # optional timing profile (default: by chip), or a
+                                                     # table: timing = { profile = "esp32", tls_handshake = 2.0 }
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10 (requires-python >= 3.10): tomllib is tomli, adopted into the standard library in 3.11
     import tomli as tomllib
 
-from hil.board.spec import CAPABILITIES, KNOWN_CHIPS, BoardSpec
+from hil.board.reset import PULSE_KINDS, check_reset
+from hil.board.spec import CAPABILITIES, DEFAULT_FLASH_BAUD, KNOWN_CHIPS, BoardSpec
+from hil.board.timing import TimingError, timing_profile
 
 BY_ID_DIR = "/dev/serial/by-id"
 
@@ -48,14 +57,21 @@ class UsbBridge:
 
 
 USB_BRIDGES: tuple[UsbBridge, ...] = (
-    UsbBridge(0x303A, 0x1001, "esp-usb-jtag"),
-    UsbBridge(0x10C4, 0xEA60, "cp210x"),
+    UsbBridge(0x303A, 0x1001, "esp-usb-jtag"),  # the chip's own USB-Serial/JTAG (C3, C6, S3, H2, P4)
+    UsbBridge(0x10C4, 0xEA60, "cp210x"),  # CP2102/CP2102N/CP2104
+    UsbBridge(0x10C4, 0xEA64, "cp2102c"),  # hardware flow control: esptool's flow_control resets
+    UsbBridge(0x10C4, 0xEA70, "cp2105"),
+    UsbBridge(0x10C4, 0xEA71, "cp2108"),
     UsbBridge(0x1A86, 0x7523, "ch340"),
+    UsbBridge(0x1A86, 0x5523, "ch341"),
+    UsbBridge(0x1A86, 0x55D3, "ch343"),
     UsbBridge(0x1A86, 0x55D4, "ch9102"),
+    UsbBridge(0x067B, 0x2303, "pl2303"),
     UsbBridge(0x0403, 0x6001, "ft232r"),
     UsbBridge(0x0403, 0x6010, "ft2232"),
     UsbBridge(0x0403, 0x6014, "ft232h"),
     UsbBridge(0x0403, 0x6015, "ft-x"),
+    UsbBridge(0x303A, 0x0002, "esp-usb-otg"),  # ESP32-S2/S3 USB-OTG CDC of the ROM loader
 )
 _BRIDGE_BY_ID = {(b.vid, b.pid): b for b in USB_BRIDGES}
 
@@ -69,11 +85,18 @@ _FILE_FIELDS = {
     "power_command",
     "network_interface",
     "network_address",
+    "network_namespace",
+    "wifi_ssid",
+    "wifi_password_env",
     "reset_pulse",
+    "reset",
+    "flash_baud",
+    "timing",
     "description",
 }
 MAX_RESET_PULSE = 5.0  # s: longer is a typo (ms for s), and every reset would pay for it
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class InventoryError(ValueError):
@@ -123,6 +146,11 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InventoryError(f"{path}: [[board]] #{index + 1}: field 'name' missing or not [A-Za-z0-9_.-]+")
     where = f"{path}: board {name!r}"
+    if "wifi_password" in entry:  # refused before anything else: a secret must never sit in a file
+        raise InventoryError(
+            f"{where}: field 'wifi_password' is refused: secrets are never read from files. Put the password "
+            'in an environment variable and name it with wifi_password_env = "HIL_WIFI_PASSWORD"'
+        )
     unknown = sorted(set(entry) - _FILE_FIELDS)
     if unknown:
         raise InventoryError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(_FILE_FIELDS)}")
@@ -156,6 +184,13 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
             f"{where}: field 'reset_pulse' must be the seconds EN is held low for a reset (0 to {MAX_RESET_PULSE:g}), "
             f"got {reset_pulse!r}"
         )
+    timing, timing_overrides = _timing(where, entry.get("timing", "auto"), chip)
+    reset = _reset(where, _field(where, entry, "reset", str, "auto"), port, reset_pulse)
+    flash_baud = _field(where, entry, "flash_baud", int, DEFAULT_FLASH_BAUD)
+    if isinstance(flash_baud, bool) or flash_baud < 0:
+        raise InventoryError(
+            f"{where}: field 'flash_baud' must be a baud rate (0: stay at the ROM's), got {flash_baud!r}"
+        )
     return BoardSpec(
         name=name,
         port=port,
@@ -166,9 +201,60 @@ def _spec_from_entry(path: Path, index: int, entry: object) -> BoardSpec:
         power_command=power_command,
         network_interface=_field(where, entry, "network_interface", str),
         network_address=_field(where, entry, "network_address", str),
+        network_namespace=_field(where, entry, "network_namespace", str),
+        wifi_ssid=_field(where, entry, "wifi_ssid", str),
+        wifi_password_env=_wifi_password_env(where, entry),
         reset_pulse=None if reset_pulse is None else float(reset_pulse),
+        reset=reset,
+        flash_baud=flash_baud,
+        timing=timing,
+        timing_overrides=timing_overrides,
         description=_field(where, entry, "description", str, ""),
     )
+
+
+def _timing(where: str, value: object, chip: str) -> tuple[str, tuple[tuple[str, float], ...]]:
+    """``timing = "esp32c6"`` or ``[board.timing]`` with ``profile = ...`` and figures to override."""
+    table = {"profile": value} if isinstance(value, str) else value
+    if not isinstance(table, dict):
+        raise InventoryError(f"{where}: field 'timing' must be a profile name or a table, got {value!r}")
+    figures = {k: v for k, v in table.items() if k != "profile"}
+    name = table.get("profile", "auto")
+    try:
+        timing_profile(str(name), chip, figures or None)  # validates the name and every figure
+    except TimingError as exc:
+        raise InventoryError(f"{where}: {exc}") from None
+    return str(name), tuple(sorted((k, float(v)) for k, v in figures.items()))
+
+
+def _wifi_password_env(where: str, entry: Mapping[str, object]) -> str | None:
+    """The variable name of ``wifi_password_env`` (only with ``wifi_ssid``: a password for no network is a typo)."""
+    name = _field(where, entry, "wifi_password_env", str)
+    if name is not None and not _ENV_NAME_RE.match(name):
+        raise InventoryError(f"{where}: field 'wifi_password_env' must be an environment variable name, got {name!r}")
+    if name is not None and entry.get("wifi_ssid") is None:
+        raise InventoryError(
+            f"{where}: field 'wifi_password_env' needs 'wifi_ssid' (the network it is the password of)"
+        )
+    return name
+
+
+def _reset(where: str, value: str, port: str, reset_pulse: object) -> str:
+    """``reset`` checked: a kind or an esptool custom sequence, that fits the port and ``reset_pulse``."""
+    problem = check_reset(value)
+    if problem is not None:
+        raise InventoryError(f"{where}: field 'reset': {problem}")
+    if value == "unix-tight" and "://" in port:
+        raise InventoryError(
+            f"{where}: field 'reset' = 'unix-tight' needs a local serial device (one ioctl sets DTR and RTS), "
+            f"not {port}; use 'classic'"
+        )
+    if reset_pulse is not None and value not in ("auto", *PULSE_KINDS):
+        raise InventoryError(
+            f"{where}: field 'reset_pulse' is the EN pulse of the DTR/RTS auto-reset circuit; it does not apply "
+            f"to reset = {value!r} (drop reset_pulse, or use reset = 'classic')"
+        )
+    return value
 
 
 def load_boards_file(path: str | Path) -> list[BoardSpec]:

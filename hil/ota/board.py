@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from hil.board.board import Board
+from hil.board.timing import TimingProfile
 from hil.console import Console
 from hil.flashing import FlashRegion
 from hil.images.index import Index
@@ -18,8 +19,7 @@ from hil.ota.sweep import FIRST_CHUNK, CutPoint
 from hil.ota.update_server import UpdateServer
 from hil.report.evidence import Evidence
 
-STEP_TIMEOUT = 10.0  # one phase (check, boot, self-test) on a loaded CI runner
-DOWNLOAD_TIMEOUT = 30.0  # 1 MiB in 2 KiB chunks, one connection each
+CHUNK_SIZE = 2048  # PROTOCOL.md: the manifest's chunk_size
 # ESP-IDF log lines carry the device's millisecond clock: "I (1234) tag: msg"
 _DEVICE_MS = re.compile(r"^[EWIDV] \((\d+)\) ")
 TIMELINE_EVENTS = (
@@ -36,6 +36,7 @@ TIMELINE_EVENTS = (
     "ota.rebooting",
     "rom.reset",
     "boot.swap",
+    "boot.swapping",
     "boot.refused",
     "boot.verified",
     "boot.validated",
@@ -78,6 +79,22 @@ class OtaBoard:
         """The board's console."""
         return self.board.console
 
+    @property
+    def timing(self) -> TimingProfile:
+        """The board's timing profile: every wait of an update is bounded by it."""
+        return self.board.timing
+
+    @property
+    def _step(self) -> float:
+        return self.timing.step()
+
+    def _download(self, image: str = "app-v2") -> float:
+        return self.timing.download(self.firmware.get(image).size, CHUNK_SIZE)
+
+    def _boot(self, image: str = "app-v2", swap: bool = False) -> float:
+        slot = layout_for(self.firmware.chip).slot_size
+        return self.timing.boot(self.firmware.get(image).size) + (self.timing.swap(slot) if swap else 0.0)
+
     def version_of(self, image: str) -> str:
         """The version of firmware image ``image`` (``app-v2`` -> ``2.0.0``)."""
         return str(self.firmware.get(image).version)
@@ -86,29 +103,31 @@ class OtaBoard:
         """Send ``ota check``; returns the console mark before it. The reboot of an installed update
         is announced, so it is not taken for a crash."""
         mark = self.console.mark()
-        self.console.expect_reset(DOWNLOAD_TIMEOUT + STEP_TIMEOUT)
+        self.console.expect_reset(self._download() + self._boot(swap=True))
         self.console.send("ota check")
-        self.console.expect_event("ota.checking", STEP_TIMEOUT, since=mark, unless=["ota.check_failed"])
+        self.console.expect_event("ota.checking", self._step, since=mark, unless=["ota.check_failed"])
         return mark
 
     def expect_downloaded(self, version: str) -> None:
         """Offer of ``version`` seen, download complete, image verified (hash and signature), reboot."""
         c = self.console
-        c.expect_event("ota.available", STEP_TIMEOUT, version=version, unless=["ota.failed", "ota.none"])
-        c.expect_event("ota.progress", DOWNLOAD_TIMEOUT, percent="100", unless=["ota.failed"])
-        c.expect_event("ota.verified", STEP_TIMEOUT, unless=["ota.failed", "ota.unverified", "ota.rebooting"])
-        c.expect_event("ota.rebooting", STEP_TIMEOUT, version=version, unless=["ota.failed"])
+        c.expect_event("ota.available", self._step, version=version, unless=["ota.failed", "ota.none"])
+        c.expect_event("ota.progress", self._download(), percent="100", unless=["ota.failed"])
+        c.expect_event("ota.verified", self._step, unless=["ota.failed", "ota.unverified", "ota.rebooting"])
+        c.expect_event("ota.rebooting", self._step, version=version, unless=["ota.failed"])
 
     def expect_boot(self, version: str, swap_type: str | None = None) -> None:
-        """The next boot: MCUboot's swap decision (``swap_type`` if given), hash and signature
-        verified before loading, then the app reports ``version``."""
+        """The next boot: MCUboot's swap decision (``swap_type`` if given), the primary slot
+        verified (hash and signature) and loaded, then the app reports ``version``. MCUboot prints
+        no verification; ``boot.verified`` is the profile's inference from the load (no refusal of
+        the primary slot in this boot), so it is the same line as ``boot.validated``."""
         c = self.console
-        c.expect_event("boot.mcuboot", STEP_TIMEOUT, allow_reboot=True)
+        boot = self._boot(swap=swap_type is not None)  # a swap copies the slot before the load
+        c.expect_event("boot.mcuboot", self._step, allow_reboot=True)
         if swap_type is not None:
-            c.expect_event("boot.swap", STEP_TIMEOUT, swap_type=swap_type, unless=["boot.validated"])
-        c.expect_event("boot.verified", STEP_TIMEOUT, unless=["boot.validated", "boot.no_image"])
-        c.expect_event("boot.validated", STEP_TIMEOUT, slot="0")
-        match = c.expect_event("boot.version", STEP_TIMEOUT)
+            c.expect_event("boot.swap", self._step, swap_type=swap_type, unless=["boot.validated"])
+        c.expect_event("boot.verified", boot, slot="0", unless=["boot.no_image"])
+        match = c.expect_event("boot.version", boot)
         assert match["version"] == version, (
             f"board {self.board.name} booted firmware {match['version']}, expected {version}"
         )
@@ -116,8 +135,8 @@ class OtaBoard:
     def expect_confirmed(self, version: str) -> None:
         """The new image passed its self-test and then confirmed itself."""
         c = self.console
-        c.expect_event("ota.selftest_passed", STEP_TIMEOUT, unless=["ota.selftest_failed", "ota.confirmed"])
-        c.expect_event("ota.confirmed", STEP_TIMEOUT, version=version)
+        c.expect_event("ota.selftest_passed", self._step, unless=["ota.selftest_failed", "ota.confirmed"])
+        c.expect_event("ota.confirmed", self._step, version=version)
         self.running = version
 
     def update(self, image: str = "app-v2") -> None:
@@ -133,7 +152,7 @@ class OtaBoard:
     def expect_failed(self, code: str) -> dict[str, str]:
         """The update ended in ``ota.failed`` with ``code`` (and no reboot), the device stays on the
         running version, and the server received a ``failed`` report with that code."""
-        match = self.console.expect_event("ota.failed", DOWNLOAD_TIMEOUT, unless=["ota.rebooting"])
+        match = self.console.expect_event("ota.failed", self._download(), unless=["ota.rebooting"])
         assert match["code"] == code, f"update failed with {match['code']} ({match['reason']}), expected {code}"
         assert self.running_version() == self.running, "the device left the version it was running"
         self.assert_reported("failed", code)
@@ -154,7 +173,7 @@ class OtaBoard:
         """The version the app reports on the ``status`` console command."""
         mark = self.console.mark()
         self.console.send("status")
-        return self.console.expect_event("status", STEP_TIMEOUT, since=mark)["version"]
+        return self.console.expect_event("status", self._step, since=mark)["version"]
 
     def assert_slot_erased_and_boots(self, version: str) -> None:
         """The secondary slot holds nothing (flash MD5 equals an erased slot's, read over the ROM
@@ -178,16 +197,21 @@ class OtaBoard:
         c = self.console
         c.expect_event(
             "ota.available",
-            STEP_TIMEOUT,
+            self._step,
             version=self.version_of(image),
             unless=["ota.none", "ota.check_failed", "ota.failed"],
         )
-        cut.wait(DOWNLOAD_TIMEOUT)
-        c.expect_event("rom.reset", STEP_TIMEOUT, since=mark, cause="POWERON_RESET")
-        c.expect_event("boot.verified", STEP_TIMEOUT, unless=["boot.validated", "boot.no_image"], allow_reboot=True)
-        version = c.expect_event("boot.version", STEP_TIMEOUT, allow_reboot=True)["version"]
+        cut.wait(self._download(image) + self._boot(image, swap=True))  # cuts in a swap come after the download
+        after_cut = c.mark()  # a USB-JTAG port is off the bus now: nothing of the next boot is read yet
+        boot = self._boot(image, swap=True)  # the cut may leave a swap to finish
+        if self.board.sees_power_on_boot:  # else the port was away while the ROM and MCUboot printed
+            c.expect_event("rom.reset", self._step, since=mark, cause="POWERON_RESET")
+            c.expect_event("boot.verified", boot, unless=["boot.no_image"], allow_reboot=True)
+            version = c.expect_event("boot.version", boot, allow_reboot=True)["version"]
+        else:
+            version = c.expect_event("boot.version", boot, since=after_cut, allow_reboot=True)["version"]
         if point.settles_on == "new" and point.confirm_after:  # the new image proves itself and confirms
-            c.expect_event("ota.confirmed", STEP_TIMEOUT, unless=["ota.selftest_failed"])
+            c.expect_event("ota.confirmed", self._step, unless=["ota.selftest_failed"])
         self.running = version
         return version
 
@@ -202,16 +226,14 @@ class OtaBoard:
 
     def timeline(self, since: int | None = None) -> list[TimelineEntry]:
         """The OTA events on the console since mark ``since`` (default: this test's start)."""
-        profile = self.console.profile
-        patterns = [(name, profile.event(name)) for name in TIMELINE_EVENTS if name in profile.events]
+        lines = self.console.lines(self.start if since is None else since)
         out = []
-        for line in self.console.lines(self.start if since is None else since):
-            for name, regex in patterns:
-                match = regex.search(line.text)
-                if match:
-                    ms = _DEVICE_MS.match(line.text)
-                    out.append(TimelineEntry(name, int(ms[1]) if ms else None, line.wall, line.text, match.groupdict()))
-                    break
+        # inferred events too (boot.verified), so the first name in TIMELINE_EVENTS order wins a line
+        for at, name, match in self.console.profile.scan([line.text for line in lines], TIMELINE_EVENTS):
+            ms = _DEVICE_MS.match(lines[at].text)
+            out.append(
+                TimelineEntry(name, int(ms[1]) if ms else None, lines[at].wall, lines[at].text, match.groupdict())
+            )
         return out
 
     def attach_evidence(self) -> None:

@@ -60,15 +60,21 @@ class Environment:
                 raise SecretRefusedError(f"environment refuses {section} record {name!r} field {field!r}: {reason}")
         self._sections[section][str(name)] = {k: v for k, v in values.items() if k != "name"}
 
-    def record_board(self, name: str, chip: str, mac: str, port: str, *, virtual: bool | None = None) -> None:
+    def record_board(
+        self, name: str, chip: str, mac: str, port: str, *, virtual: bool | None = None, timing: str | None = None
+    ) -> None:
         """A board the run used: its chip, base MAC and serial port (URL); ``virtual`` says whether it
-        is a virtual board (None: as recorded before, if it was)."""
+        is a virtual board and ``timing`` names its timing profile (None: as recorded before, if it was)."""
+        before = self._sections["boards"].get(str(name), {})
         fields = {"chip": chip, "mac": mac, "port": port}
-        kind = self._sections["boards"].get(str(name), {}).get("kind")
+        kind = before.get("kind")
         if virtual is not None:
             kind = "virtual" if virtual else "real"
         if kind:
             fields["kind"] = kind
+        timing = timing or before.get("timing")
+        if timing:
+            fields["timing"] = timing
         self._record("boards", name, **fields)
 
     def board_kind(self) -> str | None:

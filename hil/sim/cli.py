@@ -10,12 +10,16 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hil.sim import netns
 from hil.sim.chips import CHIPS
 from hil.sim.defects import DefectSet, UnknownDefectError, format_catalogue
 from hil.sim.efuse import parse_mac
+from hil.sim.station import Station
 
 if TYPE_CHECKING:
     from hil.sim.board import VirtualBoard
@@ -48,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "board its own source address, so captures can tell boards apart)",
     )
     parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="give the board a network of its own: a network namespace behind a veth pair (board "
+        "10.77.N.2/30, this host 10.77.N.1/30), so its 127.0.0.1 is itself, as on a real board; board.json "
+        "names the host-side interface. Needs root and `ip`; removed at exit (stale ones at the next start)",
+    )
+    parser.add_argument(
         "--defect",
         action="append",
         default=[],
@@ -55,6 +66,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="enable a catalogued defect (repeatable; see --list-defects)",
     )
     parser.add_argument("--list-defects", action="store_true", help="print the defect catalogue and exit")
+    parser.add_argument(
+        "--rfc2217-resets",
+        choices=("esptool", "lines"),
+        default=None,
+        help="how DTR/RTS commands reach the chip: as esptool's esp_rfc2217_server does (DTR on = bootloader "
+        "reset, RTS off = hard reset; the default) or as levels on the lines (ser2net; the default with "
+        "--usb-jtag, whose controller decodes the levels itself)",
+    )
+    parser.add_argument(
+        "--usb-jtag",
+        action="store_true",
+        help="serve the port as the chip's USB-Serial/JTAG: DTR/RTS decoded as that controller does, and "
+        "power-on / EN resets drop the client and refuse connections until it re-enumerates",
+    )
+    parser.add_argument(
+        "--usb-jtag-gap",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --usb-jtag: seconds from the chip running again to its port being back (default 0.5)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr")
     parser.set_defaults(func=run)
 
@@ -75,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
         defects = DefectSet(args.defect)
         mac = parse_mac(args.mac) if args.mac else None
         ipaddress.ip_address(args.net_address)
-    except (UnknownDefectError, ValueError) as exc:
+        if args.netns:
+            netns.check_available()
+        if args.usb_jtag_gap is not None and (args.usb_jtag_gap < 0 or not args.usb_jtag):
+            raise ValueError(f"--usb-jtag-gap {args.usb_jtag_gap:g}: give a gap >= 0 s, together with --usb-jtag")
+    except (UnknownDefectError, ValueError, netns.NetnsError) as exc:
         print(f"hil sim: {exc}", file=sys.stderr)
         return 2
     if args.state_dir is not None:
@@ -90,7 +126,11 @@ def _serve(args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: b
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
-        return _serve_blocked(args, state_dir, defects, mac, stop_signals)
+        with _board_network(args.netns) as station:
+            return _serve_blocked(args, state_dir, defects, mac, stop_signals, station)
+    except netns.NetnsError as exc:
+        print(f"hil sim: {exc}", file=sys.stderr)
+        return 2
     finally:
         # a second Ctrl-C/TERM during shutdown is the same request: consume it before unblocking
         while pending := signal.sigpending() & stop_signals:
@@ -98,8 +138,26 @@ def _serve(args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: b
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
+@contextmanager
+def _board_network(own_namespace: bool) -> Iterator[Station | None]:
+    """The board's own network namespace for its lifetime (``--netns``), else None (this host's loopback)."""
+    if not own_namespace:
+        yield None
+        return
+    station = netns.create()
+    try:
+        yield station
+    finally:
+        netns.delete(station)
+
+
 def _serve_blocked(
-    args: argparse.Namespace, state_dir: Path, defects: DefectSet, mac: bytes | None, stop_signals: set[signal.Signals]
+    args: argparse.Namespace,
+    state_dir: Path,
+    defects: DefectSet,
+    mac: bytes | None,
+    stop_signals: set[signal.Signals],
+    station: Station | None = None,
 ) -> int:
     # Imported here so `hil --help` stays cheap.
     from hil.sim.board import VirtualBoard
@@ -110,7 +168,13 @@ def _serve_blocked(
 
     # The composition of a flashed EcoWatt board: the hardware runs the boot chain, which starts the app.
     board = VirtualBoard(
-        args.chip, state_dir, firmware=boot_chain(run_app), mac=mac, defects=defects, net_address=args.net_address
+        args.chip,
+        state_dir,
+        firmware=boot_chain(run_app),
+        mac=mac,
+        defects=defects,
+        net_address=args.net_address,
+        station=station,
     )
     try:
         board.open()
@@ -119,10 +183,15 @@ def _serve_blocked(
         return 2
     server = control = None
     try:
-        server = Rfc2217Server(board, port=args.port).start()
+        server = Rfc2217Server(
+            board,
+            port=args.port,
+            usb_jtag_gap=_usb_jtag_gap(args),
+            resets=args.rfc2217_resets or ("lines" if args.usb_jtag else "esptool"),
+        ).start()
         board.url = server.url
         control = ControlServer(board, state_dir / CONTROL_SOCKET).start()
-        _write_board_json(state_dir, board, control.path)
+        _write_board_json(state_dir, board, control.path, args.usb_jtag)
         print(server.url, flush=True)
         signal.sigwait(stop_signals)
     except OSError as exc:
@@ -136,7 +205,16 @@ def _serve_blocked(
     return 0
 
 
-def _write_board_json(state_dir: Path, board: VirtualBoard, control_path: Path) -> None:
+def _usb_jtag_gap(args: argparse.Namespace) -> float | None:
+    """The re-enumeration gap with --usb-jtag (None: a UART bridge port)."""
+    from hil.sim.usb_jtag import DEFAULT_ENUMERATION_GAP
+
+    if not args.usb_jtag:
+        return None
+    return DEFAULT_ENUMERATION_GAP if args.usb_jtag_gap is None else args.usb_jtag_gap
+
+
+def _write_board_json(state_dir: Path, board: VirtualBoard, control_path: Path, args_usb_jtag: bool) -> None:
     info = {
         "url": board.url,
         "control_socket": str(control_path),
@@ -144,7 +222,11 @@ def _write_board_json(state_dir: Path, board: VirtualBoard, control_path: Path) 
         "chip": board.chip.name,
         "mac": board.status()["mac"],
         "address": board.net_address,
+        "interface": board.station.host_interface,  # where the board's traffic can be sniffed
+        "namespace": board.station.namespace,
+        "gateway": board.station.gateway,  # this host's address on the board's network
         "defects": list(board.defects),
+        "usb_jtag": args_usb_jtag,
     }
     tmp = state_dir / (BOARD_JSON + ".tmp")
     tmp.write_text(json.dumps(info, indent=2))
