@@ -12,9 +12,10 @@ from hil.flashing.plan import FlashRegion, plan_from, plan_from_index
 DEFAULT_ARTIFACTS = ("bootloader", "nvs", "app-v1")
 
 
-def build_plan(artifacts: list[str], directory: str) -> tuple[list[FlashRegion], str | None]:
-    """Regions for ``NAME`` (from ``directory/index.json``) and ``OFFSET=FILE`` arguments, and the
-    chip the index's images are built for (None: no named artifact, only files)."""
+def build_plan(artifacts: list[str], directory: str) -> tuple[list[FlashRegion], str | None, bool]:
+    """Regions for ``NAME`` (from ``directory/index.json``) and ``OFFSET=FILE`` arguments, the chip
+    the index's images are built for (None: no named artifact, only files), and whether the index
+    says its images are for the virtual board only (``hil images build``)."""
     raw = [a for a in artifacts if "=" in a]
     named = [a for a in artifacts if "=" not in a]
     regions: list[tuple[int, Path, str] | FlashRegion] = []
@@ -24,14 +25,14 @@ def build_plan(artifacts: list[str], directory: str) -> tuple[list[FlashRegion],
             regions.append((int(offset, 0), Path(path), Path(path).name))
         except ValueError:
             raise ValueError(f"artifact {item!r}: expected OFFSET=FILE with OFFSET like 0x1000") from None
-    chip = None
+    chip, virtual_only = None, False
     if named:
         from hil.images.index import load_index  # the index format belongs to hil.images
 
         index = load_index(directory)
         regions += plan_from_index(index, named)
-        chip = index.chip
-    return plan_from(regions), chip
+        chip, virtual_only = index.chip, index.virtual_only
+    return plan_from(regions), chip, virtual_only
 
 
 class _Progress:
@@ -57,9 +58,17 @@ def _run(args: argparse.Namespace) -> int:
     from hil.flashing import FlashError
 
     try:
-        plan, images_chip = build_plan(args.artifacts or list(DEFAULT_ARTIFACTS), args.dir)
+        plan, images_chip, virtual_only = build_plan(args.artifacts or list(DEFAULT_ARTIFACTS), args.dir)
     except (OSError, ValueError, KeyError) as exc:
         print(f"hil flash: {exc}", file=sys.stderr)
+        return 2
+    if virtual_only and not args.virtual:
+        print(
+            f"hil flash: the firmware index {Path(args.dir) / 'index.json'} was built by `hil images build` for "
+            f"the virtual board (its apps are filler code no ESP32 runs); nothing was written to {args.port}. "
+            "Give --dir with your firmware build's index.json, or --virtual if the port is a `hil sim` board",
+            file=sys.stderr,
+        )
         return 2
     from hil.board.reset import check_reset
 
@@ -106,6 +115,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KIND",
         help="auto, classic, unix-tight, usb-jtag, none (the chip is already in download mode) or an esptool "
         "custom sequence such as 'D0|R1|W0.1|D1|R0|W0.05|D0' (default: auto)",
+    )
+    parser.add_argument(
+        "--virtual", action="store_true", help="the port is a virtual board (`hil sim`): accept images built for it"
     )
     parser.add_argument("--force", action="store_true", help="write every region even if its MD5 matches")
     parser.add_argument("--no-reset", action="store_true", help="leave the chip in the loader afterwards")

@@ -70,6 +70,19 @@ def test_the_same_images_flash_onto_the_virtual_board(sim: tuple[str, Path], sim
     assert [r.action for r in report.regions if r.label.startswith("app-v1")] == ["written"], report.format()
 
 
+def test_hil_flash_refuses_sim_images_unless_the_port_is_virtual(sim: tuple[str, Path], sim_images: Index) -> None:
+    url, flash_file = sim
+    before = _digest(flash_file)
+    command = [sys.executable, "-m", "hil.cli", "flash", "--port", url, "--dir", str(sim_images.directory), "app-v1"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "built by `hil images build` for the virtual board" in refused.stderr
+    assert f"nothing was written to {url}" in refused.stderr and "--virtual" in refused.stderr
+    assert _digest(flash_file) == before
+    accepted = subprocess.run([*command, "--virtual"], capture_output=True, text=True, timeout=120)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+
+
 def test_index_for_another_chip_than_the_virtual_boards_is_a_usage_error(pytester: pytest.Pytester) -> None:
     team_build = pytester.path / "team-build"
     team_build.mkdir()
