@@ -50,6 +50,20 @@ VIRTUAL_BOARD_OPTIONS: tuple[OptionSpec, ...] = (
         default=False,
         action="store_true",
     ),
+    OptionSpec(
+        "sim-timing",
+        "device time of virtual boards' boot path: instant, or bench (a real ESP32's ROM load, MCUboot "
+        "hashing and IDF start-up)",
+        default="instant",
+        metavar="NAME",
+    ),
+    OptionSpec(
+        "sim-bench",
+        "bench-like virtual boards: --hil-sim-netns, --hil-sim-usb-jtag and --hil-sim-timing=bench together "
+        "(real MCUboot lines are always printed)",
+        default=False,
+        action="store_true",
+    ),
 )
 FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -92,6 +106,7 @@ class HilSettings:
     server_host: str | None = None
     sim_netns: bool = False
     sim_usb_jtag: bool = False
+    sim_timing: str = "instant"
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -134,8 +149,9 @@ class HilSettings:
             power_cut_samples=int(opt["hil_power_cut_samples"]),
             require_hardware=bool(opt["hil_require_hardware"]),
             server_host=opt["hil_server_host"],
-            sim_netns=bool(opt["hil_sim_netns"]),
-            sim_usb_jtag=bool(opt["hil_sim_usb_jtag"]),
+            sim_netns=bool(opt["hil_sim_netns"] or opt["hil_sim_bench"]),
+            sim_usb_jtag=bool(opt["hil_sim_usb_jtag"] or opt["hil_sim_bench"]),
+            sim_timing="bench" if opt["hil_sim_bench"] else _choice(opt, "hil_sim_timing", ("instant", "bench")),
         )
 
 

@@ -77,7 +77,7 @@ def test_ota_update_survives_reset_after_confirm(ota_board: OtaBoard) -> None:
     ota_board.board.reset()
     ota_board.expect_boot(v2, swap_type="none")
     ota_board.board.power_cycle()
-    ota_board.expect_boot(v2, swap_type="none")
+    ota_board.expect_boot(v2, swap_type="none", after_power_on=True)
     assert ota_board.running_version() == v2
     assert len(statuses(ota_board)) == reported, statuses(ota_board)
 

@@ -32,7 +32,8 @@ class VirtualBoardSource:
     """One virtual board for a session or worker, started on :meth:`start`, described like an
     inventory entry; :meth:`stop` ends its process. ``usb_jtag``: its port is the chip's USB-Serial/JTAG
     (re-enumerates on power-on and EN resets; `hil sim --usb-jtag`), reset the USB-JTAG way. ``netns``:
-    its network is a namespace of its own behind a veth pair (`hil sim --netns`), as a real board's."""
+    its network is a namespace of its own behind a veth pair (`hil sim --netns`), as a real board's.
+    ``timing``: the device time of its boot path (`hil sim --timing`, ``instant`` or ``bench``)."""
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class VirtualBoardSource:
         log_path: Path | None = None,
         usb_jtag: bool = False,
         netns: bool = False,
+        timing: str = "instant",
     ) -> None:
         self.process = VirtualBoardProcess(
             name,
@@ -54,6 +56,7 @@ class VirtualBoardSource:
             net_address=virtual_board_address(state_dir),
             usb_jtag_gap=DEFAULT_ENUMERATION_GAP if usb_jtag else None,
             netns=netns,
+            timing=timing,
         )
 
     def start(self) -> tuple[BoardSpec, PowerDriver]:
@@ -82,6 +85,8 @@ class VirtualBoardSource:
             # its USB-Serial/JTAG decodes DTR/RTS itself: esptool's USB-JTAG sequence, as on a real one
             reset="usb-jtag" if usb_jtag else "auto",
             timing="virtual",  # its own, faster profile (hil.board.timing): its floors decide
+            # `--timing bench`: the boot path's device time, so the bounds follow what the board takes
+            timing_overrides=tuple(sorted(info.get("timing", {}).items())),
             description=f"virtual ESP32 (hil sim{', USB-Serial/JTAG' if usb_jtag else ''}){defects}",
         )
         return spec, PowerSwitch(self.process.control_socket)

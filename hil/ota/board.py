@@ -116,18 +116,25 @@ class OtaBoard:
         c.expect_event("ota.verified", self._step, unless=["ota.failed", "ota.unverified", "ota.rebooting"])
         c.expect_event("ota.rebooting", self._step, version=version, unless=["ota.failed"])
 
-    def expect_boot(self, version: str, swap_type: str | None = None) -> None:
+    def expect_boot(self, version: str, swap_type: str | None = None, *, after_power_on: bool = False) -> None:
         """The next boot: MCUboot's swap decision (``swap_type`` if given), the primary slot
         verified (hash and signature) and loaded, then the app reports ``version``. MCUboot prints
         no verification; ``boot.verified`` is the profile's inference from the load (no refusal of
-        the primary slot in this boot), so it is the same line as ``boot.validated``."""
+        the primary slot in this boot), so it is the same line as ``boot.validated``. ``after_power_on``:
+        on a board whose console is its USB-Serial/JTAG (re-enumerating at power-on) only the app's
+        version can be seen."""
         c = self.console
         boot = self._boot(swap=swap_type is not None)  # a swap copies the slot before the load
+        if after_power_on and not self.board.sees_power_on_boot:  # its port was away while MCUboot printed
+            self._expect_version(c.expect_event("boot.version", boot, allow_reboot=True), version)
+            return
         c.expect_event("boot.mcuboot", self._step, allow_reboot=True)
         if swap_type is not None:
             c.expect_event("boot.swap", self._step, swap_type=swap_type, unless=["boot.validated"])
         c.expect_event("boot.verified", boot, slot="0", unless=["boot.no_image"])
-        match = c.expect_event("boot.version", boot)
+        self._expect_version(c.expect_event("boot.version", boot), version)
+
+    def _expect_version(self, match: re.Match[str], version: str) -> None:
         assert match["version"] == version, (
             f"board {self.board.name} booted firmware {match['version']}, expected {version}"
         )

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENUMERATION_GAP = 0.5  # s from the chip running again to the host seeing its port (~0.3-1 s)
+DEFAULT_ENUMERATION_GAP = 0.3  # s from the chip running again to the host seeing its port (~0.2-1 s)
 
 
 class UsbSerialJtag:
