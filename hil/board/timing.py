@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from hil.board.spec import BoardSpec
+from hil.flashing.timing import ROM_BAUD, FlashTiming
+from hil.images.layout import LAYOUTS, layout_for
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -109,9 +111,15 @@ class TimingProfile:
                 raise TimingError(f"{where}: timing figure {key!r} must be a positive number, got {value!r}")
         return replace(self, name=f"{self.name}+overrides", **{k: float(v) for k, v in overrides.items()})
 
-    def table(self, image_size: int = MIB, slot_size: int = MIB, chunk_size: int = 2 * KIB) -> list[tuple[str, float]]:
-        """The bounds this profile gives, as (phase, seconds) rows: what the report prints."""
+    def table(
+        self, image_size: int = MIB, slot_size: int = MIB, chunk_size: int = 2 * KIB, flash_baud: int = 0
+    ) -> list[tuple[str, float]]:
+        """The bounds this profile gives, as (phase, seconds) rows: what the report prints. The flash
+        row is esptool's bound for writing the image at ``flash_baud`` (0: the ROM's 115200) over a UART
+        (``hil.flashing.timing``: wire time plus esptool's per-MB allowances)."""
+        flash = FlashTiming(flash_baud or ROM_BAUD)
         return [
+            (f"flash ({image_size // KIB} KiB at {flash.baud} baud)", flash.write_bound(image_size)),
             (f"boot ({image_size // KIB} KiB image)", self.boot(image_size)),
             ("network up", self.network()),
             (f"swap ({slot_size // KIB} KiB slot)", self.swap(slot_size)),
@@ -167,6 +175,13 @@ def timing_profile(name: str, chip: str = "auto", overrides: dict[str, float] | 
     if profile is None:
         raise TimingError(f"timing profile {name!r} does not exist; use auto or one of {sorted(PROFILES)}")
     return profile.with_overrides(overrides, f"timing {name!r}") if overrides else profile
+
+
+def describe_board_timing(spec: BoardSpec, image_size: int = MIB) -> str:
+    """The board's timing profile with its bounds for an image of ``image_size`` bytes, its chip's
+    MCUboot slot (the ESP32's while the chip is not known yet) and its own flash baud."""
+    slot = layout_for(spec.chip if spec.chip in LAYOUTS else "esp32").slot_size
+    return board_timing(spec).describe(image_size=image_size, slot_size=slot, flash_baud=spec.flash_baud)
 
 
 def board_timing(spec: BoardSpec) -> TimingProfile:

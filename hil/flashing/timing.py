@@ -9,7 +9,7 @@ trips. ``expected`` is what a real board typically takes: wire time plus a typic
 program time (the bench prints both beside the virtual board's measured time).
 
 The figures are esptool's defaults, copied as numbers (esptool reads them from its configuration,
-which the harness refuses): ``selftest/flashing/test_timing.py`` checks they still match.
+which the harness refuses): ``selftest/flashing/test_flash_timing.py`` checks they still match.
 """
 
 from __future__ import annotations

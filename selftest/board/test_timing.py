@@ -88,3 +88,14 @@ def test_boards_file_timing_errors_name_board_and_figure(tmp_path):
     path.write_text('[[board]]\nname = "dut"\nport = "/dev/ttyUSB0"\ntiming = 3\n')
     with pytest.raises(InventoryError, match="board 'dut': field 'timing' must be a profile name or a table"):
         load_boards_file(path)
+
+
+def test_a_boards_description_has_its_flash_bound_at_its_own_baud_and_its_chips_slot():
+    from hil.board.timing import describe_board_timing
+    from hil.flashing.timing import FlashTiming
+
+    fast = describe_board_timing(BoardSpec(name="c6", port="/dev/ttyACM0", chip="esp32c6", flash_baud=921600))
+    slow = describe_board_timing(BoardSpec(name="old", port="/dev/ttyUSB0", chip="esp32", flash_baud=0))
+    assert f"flash (1024 KiB at 921600 baud) {FlashTiming(921600).write_bound(MIB):.1f} s" in fast
+    assert f"flash (1024 KiB at 115200 baud) {FlashTiming(115200).write_bound(MIB):.1f} s" in slow
+    assert f"swap ({SLOT // 1024} KiB slot)" in slow and fast.startswith("esp32c6: ")
