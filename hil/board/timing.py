@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from hil.board.spec import BoardSpec
-from hil.flashing.timing import ROM_BAUD, FlashTiming
 from hil.images.layout import LAYOUTS, layout_for
 
 KIB = 1024
@@ -117,6 +116,9 @@ class TimingProfile:
         """The bounds this profile gives, as (phase, seconds) rows: what the report prints. The flash
         row is esptool's bound for writing the image at ``flash_baud`` (0: the ROM's 115200) over a UART
         (``hil.flashing.timing``: wire time plus esptool's per-MB allowances)."""
+        # imported here: hil.flashing loads esptool's logger, and the plugin reads inventories at start
+        from hil.flashing.timing import ROM_BAUD, FlashTiming
+
         flash = FlashTiming(flash_baud or ROM_BAUD)
         return [
             (f"flash ({image_size // KIB} KiB at {flash.baud} baud)", flash.write_bound(image_size)),
