@@ -16,9 +16,9 @@ from hil.board.transport import open_port
 from hil.console import Console, FirmwareProfile
 from hil.flashing import (
     ExpectedIdentity,
-    FlashRegion,
     FlashReport,
     LoaderEntry,
+    PlannedRegion,
     Restart,
     erase_port,
     flash_port,
@@ -255,7 +255,7 @@ class Board:
 
     def flash(
         self,
-        plan: Sequence[FlashRegion],
+        plan: Sequence[PlannedRegion],
         *,
         force: bool = False,
         reset: bool = True,

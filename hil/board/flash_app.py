@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from hil.board.board import Board
-from hil.flashing import FlashRegion, FlashReport, plan_from_index
+from hil.flashing import FlashRegion, FlashReport, PlannedRegion, plan_from_index
 from hil.images.index import Index
 from hil.images.layout import SECTOR_SIZE, layout_for
 
@@ -59,18 +59,18 @@ def _fill_primary_slot(region: FlashRegion, index: Index) -> FlashRegion:
     return replace(region, data=padded)
 
 
-def flash_plan(index: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None) -> list[FlashRegion]:
+def flash_plan(index: Index, app: str, *extra: FlashRegion, nvs: PlannedRegion | None = None) -> list[PlannedRegion]:
     """Bootloader, NVS and ``app`` from the index (the app filling the primary slot up to its
     trailer), MCUboot state cleared, plus ``extra`` regions. ``nvs`` replaces the index's factory
     NVS partition (a device provisioned for this test)."""
     base = [name for name in BASE_ARTIFACTS if not (nvs is not None and name == "nvs")]
-    own_nvs = [nvs] if nvs is not None else []
+    own_nvs: list[PlannedRegion] = [nvs] if nvs is not None else []
     regions = [_fill_primary_slot(region, index) for region in plan_from_index(index, [*base, app])]
     return [*regions, *own_nvs, *boot_state_reset(index), *extra]
 
 
 def flash_app(
-    board: Board, firmware: Index, app: str, *extra: FlashRegion, nvs: FlashRegion | None = None, **kwargs: Any
+    board: Board, firmware: Index, app: str, *extra: FlashRegion, nvs: PlannedRegion | None = None, **kwargs: Any
 ) -> FlashReport:
     """Flash bootloader, NVS (the factory one unless ``nvs`` is given) and ``app`` (with no swap
     pending, plus ``extra`` regions) onto ``board``, skip-if-identical, and reset it. Nothing is

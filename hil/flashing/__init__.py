@@ -3,7 +3,16 @@
 from hil.flashing.esptool_host import FlashError, FlashTimeout, clean_environment
 from hil.flashing.flasher import FlashTarget, LoaderEntry, Restart, apply_plan, erase_port, flash_port
 from hil.flashing.identity import ExpectedIdentity, IdentityMismatch
-from hil.flashing.plan import FlashRegion, FlashReport, RegionResult, plan_from, plan_from_index, region
+from hil.flashing.plan import (
+    FlashRegion,
+    FlashReport,
+    PlannedRegion,
+    RegionFromFlash,
+    RegionResult,
+    plan_from,
+    plan_from_index,
+    region,
+)
 from hil.flashing.session import FlashConnectError, FlashSession
 from hil.flashing.timing import FlashTiming
 
@@ -19,6 +28,8 @@ __all__ = [
     "FlashTiming",
     "IdentityMismatch",
     "LoaderEntry",
+    "PlannedRegion",
+    "RegionFromFlash",
     "RegionResult",
     "Restart",
     "apply_plan",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hil.flashing.identity import ExpectedIdentity, check_identity
-from hil.flashing.plan import FlashRegion, FlashReport, RegionResult
+from hil.flashing.plan import FlashRegion, FlashReport, PlannedRegion, RegionResult
 from hil.flashing.session import FlashSession, ProgressFn
 from hil.serial_port import SerialPort
 
@@ -29,11 +29,14 @@ class FlashTarget(Protocol):
 
     def erase(self, offset: int, size: int) -> None: ...
 
+    def read(self, offset: int, size: int) -> bytes: ...
+
 
 def apply_plan(
-    target: FlashTarget, regions: Sequence[FlashRegion], *, board: str, port: str, force: bool = False
+    target: FlashTarget, regions: Sequence[PlannedRegion], *, board: str, port: str, force: bool = False
 ) -> FlashReport:
-    """Write each region whose flash MD5 differs from the image's (all of them with ``force``).
+    """Write each region whose flash MD5 differs from the image's (all of them with ``force``); a
+    :class:`RegionFromFlash` is read first and made from what the flash holds.
 
     Within a region that differs only the ``DELTA_BLOCK``-sized blocks whose MD5 differs are
     written: a variant of an image already on the board costs a block, not the whole image (on a
@@ -41,8 +44,12 @@ def apply_plan(
     """
     report = FlashReport(board=board, port=port, chip=target.chip, mac=target.mac)
     started = time.monotonic()
-    for region in regions:
+    for planned in regions:
         t0 = time.monotonic()
+        if isinstance(planned, FlashRegion):
+            region = planned
+        else:  # made from what the flash holds: read in this session, nothing writes in between
+            region = planned.resolve(target.read(planned.offset, planned.size))
         if region.size == 0:
             continue
         if force:
@@ -148,7 +155,7 @@ def _restart(session: FlashSession, restart: Restart | None, report: FlashReport
 
 def flash_port(
     port: SerialPort,
-    regions: Sequence[FlashRegion],
+    regions: Sequence[PlannedRegion],
     *,
     board: str,
     flash_baud: int | None = None,

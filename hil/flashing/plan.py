@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -33,6 +33,25 @@ class FlashRegion:
     def part(self, start: int, stop: int) -> FlashRegion:
         """The bytes ``[start, stop)`` of this region (relative offsets) as a region of their own."""
         return FlashRegion(self.offset + start, self.data[start:stop], self.label)
+
+
+@dataclass(frozen=True)
+class RegionFromFlash:
+    """A region whose bytes are made from what the flash holds there now, read in the same esptool
+    session that then writes it (NVS provisioning merged into the firmware's own entries): one
+    connection instead of two, and nothing can change the flash between the read and the write."""
+
+    offset: int
+    size: int
+    make: Callable[[bytes], bytes] = field(repr=False)
+    label: str = ""
+
+    def resolve(self, current: bytes) -> FlashRegion:
+        """The region to write, made from ``current`` (the ``size`` bytes the flash holds)."""
+        return FlashRegion(self.offset, self.make(current), self.label)
+
+
+PlannedRegion = FlashRegion | RegionFromFlash  # what a flash plan holds
 
 
 def region(offset: int, source: bytes | str | Path, label: str = "") -> FlashRegion:

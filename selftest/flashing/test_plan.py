@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 import serial
 
-from hil.flashing import (FlashConnectError, FlashError, FlashRegion, FlashSession, FlashTimeout, apply_plan,
-                          plan_from, plan_from_index)
+from hil.flashing import (FlashConnectError, FlashError, FlashRegion, FlashSession, FlashTimeout, RegionFromFlash,
+                          apply_plan, plan_from, plan_from_index)
 from hil.flashing.esptool_host import Sink, esptool_module, run_bounded
 from hil.flashing.flasher import check_erase_range
 
@@ -40,6 +40,10 @@ class FakeLoader:
     def erase(self, offset, size):
         self.flash[offset:offset + size] = b"\xff" * size
 
+    def read(self, offset, size):
+        self.writes.append(f"read {offset:#x}")
+        return bytes(self.flash[offset:offset + size])
+
 
 def test_only_differing_regions_are_written():
     loader = FakeLoader()
@@ -52,6 +56,17 @@ def test_only_differing_regions_are_written():
     forced = apply_plan(loader, [boot], board="dut0", port="loop://", force=True)
     assert forced.written == ["bootloader"]
     assert "skipped  nvs" in again.format() and "dut0 (loop://, esp32): 300 bytes written" in again.format()
+
+
+def test_a_region_made_from_the_flash_is_read_and_written_in_the_same_session():
+    loader = FakeLoader()
+    loader.flash[0x9000:0x9004] = b"OWN!"  # the firmware's own entry
+    merged = RegionFromFlash(0x9000, 8, lambda current: current[:4] + b"HARN", "nvs (merged)")
+    report = apply_plan(loader, [merged], board="dut0", port="p")
+    assert loader.writes == ["read 0x9000", "nvs (merged)"] and report.written == ["nvs (merged)"]
+    assert bytes(loader.flash[0x9000:0x9008]) == b"OWN!HARN"
+    again = apply_plan(loader, [merged], board="dut0", port="p")  # same result: skip-if-identical still holds
+    assert again.skipped == ["nvs (merged)"]
 
 
 def test_a_region_erased_on_the_board_is_rewritten():
