@@ -33,6 +33,10 @@ DEFAULT_NONCE = 10000
 DEFAULT_PSK_ID = "iotlab2024"
 DEFAULT_PSK = "secretkey123456"  # the SOP's documented default: TEST ONLY
 DEFAULT_SERVER_URL = "http://127.0.0.1:5001"
+# NVS ecowatt/coap_mode: what plain CoAP (UDP 5683) serves; CoAPS (5684) always serves everything.
+# off = port 5683 closed; secure-only = reads only (PUT /light, POST /ota answer 4.01); open = all.
+COAP_MODES = ("off", "secure-only", "open")
+DEFAULT_COAP_MODE = "secure-only"
 NVS_GEN = (sys.executable, "-m", "esp_idf_nvs_partition_gen")
 NVS_GEN_TIMEOUT = 60.0
 _DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -63,6 +67,7 @@ class DeviceIdentity:
     ca_cert: str | None = field(default=None, repr=False)
     encrypt: bool = False  # AES-128-CBC on the upload payload
     upload_period_s: int = 0  # periodic upload timer; 0 = uploads on the console command only
+    coap_mode: str = DEFAULT_COAP_MODE  # one of COAP_MODES
     wifi_ssid: str | None = None  # station credentials (nvs.net80211); None = leave the board's own
     wifi_password: str = field(default="", repr=False)
 
@@ -78,6 +83,10 @@ class DeviceIdentity:
             raise ValueError(f"device {self.device_id}: upload_period_s {self.upload_period_s} is not a u32")
         if len(self.psk_id.encode()) > 64 or len(self.psk.encode()) > 64:
             raise ValueError(f"device {self.device_id}: PSK identity and key are at most 64 bytes")
+        if self.coap_mode not in COAP_MODES:
+            raise ValueError(
+                f"device {self.device_id}: coap_mode {self.coap_mode!r} is not one of {', '.join(COAP_MODES)}"
+            )
         if self.wifi_ssid is not None and not 0 < len(self.wifi_ssid.encode()) <= WIFI_SSID_MAX:
             raise ValueError(f"device {self.device_id}: Wi-Fi SSID {self.wifi_ssid!r} must be 1-{WIFI_SSID_MAX} bytes")
         if self.wifi_password and not 8 <= len(self.wifi_password.encode()) <= WIFI_PASSWORD_MAX:
@@ -117,6 +126,7 @@ def nvs_csv(identity: DeviceIdentity, ca_cert_file: Path | None = None) -> str:
         ("server_url", "data", "string", identity.server_url),
         ("encrypt", "data", "u8", "1" if identity.encrypt else "0"),
         ("upload_period_s", "data", "u32", str(identity.upload_period_s)),
+        ("coap_mode", "data", "string", identity.coap_mode),
     ]
     if identity.ca_cert is not None:
         if ca_cert_file is None:

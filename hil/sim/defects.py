@@ -119,6 +119,36 @@ _DEFECTS: tuple[Defect, ...] = (
         "ota",
         "a dropped connection or short chunk aborts the whole download instead of retrying that chunk",
     ),
+    Defect(
+        "coap-psk-any-identity",
+        "coap",
+        "the DTLS PSK callback returns the device key whatever identity the client offers: a wrong or "
+        "empty identity with the right key completes the handshake",
+    ),
+    Defect(
+        "dtls-cookie-unbound",
+        "coap",
+        "the DTLS cookie is not bound to the client's address and port: one cookie obtained from any "
+        "address passes the HelloVerifyRequest check from every (spoofed) source, so a ClientHello "
+        "flood allocates handshake state",
+    ),
+    Defect(
+        "dtls-replay-window-off",
+        "coap",
+        "the DTLS anti-replay window is off: a replayed application record is processed (and answered) again",
+    ),
+    Defect(
+        "dtls-session-before-cookie",
+        "coap",
+        "a DTLS session slot is allocated for every ClientHello before its cookie is verified: a ClientHello "
+        "flood fills the session table (coap sessions) and locks legitimate clients out",
+    ),
+    Defect(
+        "coap-ota-over-plain",
+        "coap",
+        "in coap_mode secure-only, POST /ota and PUT /light are served over plain CoAP (udp/5683) too",
+    ),
+    Defect("coap-psk-logged", "coap", "the CoAP task logs the DTLS PSK (identity and key) at start-up"),
 )
 
 CATALOGUE = Catalogue("defect", "hil sim --list-defects", _DEFECTS)

@@ -10,6 +10,7 @@ from typing import NoReturn
 from hil.images.app_desc import AppDesc, find_app_desc
 from hil.sim.booted import BootedImage
 from hil.sim.firmware import wifi
+from hil.sim.firmware.coap import CoapService, cmd_coap_sessions
 from hil.sim.firmware.console import Command, CommandTable, cmd_reboot, cmd_status, serve
 from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import NvsStore
@@ -27,6 +28,7 @@ COMMANDS = CommandTable(
         Command("reboot", cmd_reboot, "restart the chip"),
         Command("upload", cmd_upload, "run one upload cycle now"),
         Command("ota check", cmd_ota_check, "check the server for a firmware update and install it"),
+        Command("coap sessions", cmd_coap_sessions, "print the CoAPS session count"),
     ]
 )
 """The app's console commands (``help`` is the console's own: it lists whatever table it serves)."""
@@ -81,8 +83,9 @@ def start(rt: Runtime, booted: BootedImage) -> Device:
 def run_app(rt: Runtime, booted: BootedImage) -> None:
     """The app (a :data:`hil.sim.booted.App`): start up, settle an OTA update it booted into or out
     of (self-test, confirm, report), then serve the console until reset (``Reboot``/``Halted``); the
-    periodic upload and OTA tasks run alongside and are stopped when the app ends."""
+    periodic upload and OTA tasks and the CoAP/CoAPS servers run alongside and are stopped when the
+    app ends."""
     device = start(rt, booted)
     check_update_outcome(device)
-    with UploadTimer.from_nvs(device), OtaTimer.from_nvs(device):
+    with UploadTimer.from_nvs(device), OtaTimer.from_nvs(device), CoapService(device):
         serve(device, COMMANDS)

@@ -7,6 +7,7 @@ works on, never the app that starts it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from hil.images.app_desc import AppDesc
@@ -30,6 +31,8 @@ class Device:
     identity: NvsIdentity | None = None
     # One network/NVS job at a time: console commands and timer tasks run on different threads.
     net_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # the running CoAP service's `coap sessions` line (hil.sim.firmware.coap); None while it is not running
+    coap_status: Callable[[], str] | None = field(default=None, repr=False, compare=False)
     # esp_restart() called by a task other than the console's (the OTA timer): the console loop does it.
     _restart: list[str] = field(default_factory=list, repr=False, compare=False)
 

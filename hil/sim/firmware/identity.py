@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hil.images import nvs
 from hil.images.layout import layout_for
+from hil.images.nvs_gen import DEFAULT_COAP_MODE
 from hil.sim.runtime import Runtime
 
 NAMESPACE = "ecowatt"
@@ -39,6 +40,7 @@ class NvsIdentity:
     psk_id: str = DEFAULT_PSK_ID
     psk: bytes = DEFAULT_PSK
     ca_cert: str = ""
+    coap_mode: str = DEFAULT_COAP_MODE  # what plain CoAP serves (hil.images.nvs_gen.COAP_MODES)
 
     def __repr__(self) -> str:
         return (
@@ -89,6 +91,7 @@ class NvsStore:
             psk_id=str(psk_id) if psk_id is not None else DEFAULT_PSK_ID,
             psk=_as_bytes(psk) if psk is not None else DEFAULT_PSK,
             ca_cert=str(get("ca_cert") or ""),
+            coap_mode=str(get("coap_mode") or DEFAULT_COAP_MODE),
         )
         return identity, image.errors
 
