@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hil.board.options import OPTIONS as BOARD_OPTIONS
+from hil.coap.options import OPTIONS as COAP_OPTIONS
 from hil.net.options import CAPTURE_MODES
 from hil.net.options import OPTIONS as NET_OPTIONS
 from hil.options import OptionSpec, read_option
@@ -75,7 +76,7 @@ FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
 )
 ALL_OPTIONS: tuple[OptionSpec, ...] = (
-    BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS + NET_OPTIONS
+    BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS + NET_OPTIONS + COAP_OPTIONS
 )
 
 
@@ -107,6 +108,11 @@ class HilSettings:
     sim_netns: bool = False
     sim_usb_jtag: bool = False
     sim_timing: str = "instant"
+    coap_host: str | None = None  # None: the board's network_address
+    coap_port: int = 5683
+    coaps_port: int = 5684
+    coap_psk_id_env: str = "HIL_COAP_PSK_ID"  # names of environment variables, never the PSK itself
+    coap_psk_env: str = "HIL_COAP_PSK"
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -152,6 +158,11 @@ class HilSettings:
             sim_netns=bool(opt["hil_sim_netns"] or opt["hil_sim_bench"]),
             sim_usb_jtag=bool(opt["hil_sim_usb_jtag"] or opt["hil_sim_bench"]),
             sim_timing="bench" if opt["hil_sim_bench"] else _choice(opt, "hil_sim_timing", ("instant", "bench")),
+            coap_host=opt["hil_coap_host"],
+            coap_port=int(opt["hil_coap_port"]),
+            coaps_port=int(opt["hil_coaps_port"]),
+            coap_psk_id_env=opt["hil_coap_psk_id_env"],
+            coap_psk_env=opt["hil_coap_psk_env"],
         )
 
 

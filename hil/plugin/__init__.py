@@ -26,6 +26,7 @@ pytest_plugins = [
     "hil.fixtures.provisioning",
     "hil.fixtures.attacker",
     "hil.fixtures.ota",
+    "hil.fixtures.coap",
 ]
 
 
