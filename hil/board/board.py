@@ -7,6 +7,7 @@ capabilities) and drivers bound to protocols. ``open()`` does the I/O; the const
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 
 from hil.board.drivers import CheckpointPowerDriver, CommandPowerDriver, PowerDriver, ResetDriver, SerialLinesReset
 from hil.board.reset import PULSE_KINDS, EsptoolReset, NoLinesReset, ResetPlan, ResetUnavailable, resolve_reset
@@ -130,9 +131,10 @@ class Board:
         """The power driver, or None when the board's power cannot be switched."""
         return self._power
 
-    @property
+    @cached_property
     def timing(self) -> TimingProfile:
-        """How long this board may take per phase (its inventory ``timing``, by chip by default)."""
+        """How long this board may take per phase (its inventory ``timing``, by chip by default);
+        resolved once: every wait of a scenario asks for it."""
         return board_timing(self.spec)
 
     @property

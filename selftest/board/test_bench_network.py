@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from nvs_partitions import generate_partition
 
 from hil.board.board import Board
 from hil.board.flash_app import flash_app
@@ -31,7 +32,6 @@ from hil.console.profile import load_profile
 from hil.flashing import FlashRegion
 from hil.images.index import Index
 from hil.images.layout import layout_for
-from hil.images.nvs_gen import NVS_SIZE
 from hil.sim.process import VirtualBoardProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,6 @@ PASSWORD_ENV = "HIL_SELFTEST_WIFI_PASSWORD"
 PASSWORD = "selftest-wifi-Pa55word"
 RUN_TIMEOUT = 300
 FIRMWARE_NVS = [  # what the firmware stored itself: calibration, and its Wi-Fi driver's settings
-    ("key", "type", "encoding", "value"),
     ("calib", "namespace", "", ""),
     ("offset", "data", "i32", "-42"),
     ("nvs.net80211", "namespace", "", ""),
@@ -70,18 +69,7 @@ def netns_board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsBoard
 
 
 def _firmware_nvs(tmp_path: Path) -> bytes:
-    import csv
-
-    source, out = tmp_path / "firmware-nvs.csv", tmp_path / "firmware-nvs.bin"
-    with source.open("w", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(FIRMWARE_NVS)
-    subprocess.run(
-        [sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(source), str(out), hex(NVS_SIZE)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return out.read_bytes()
+    return generate_partition(FIRMWARE_NVS, tmp_path / "firmware-nvs.bin")
 
 
 def _boards_file(tmp_path: Path, board: NetnsBoard, *, network: bool) -> Path:

@@ -5,14 +5,11 @@ harness provisions Wi-Fi) is replaced."""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from nvs_partitions import generate_partition
 
 from hil.images import nvs
 from hil.images.nvs_gen import NVS_SIZE, DeviceIdentity, build_nvs
@@ -46,24 +43,9 @@ BOARD_ROWS = [
 ]
 
 
-def _generate(rows: list[tuple[str, str, str, str]], out: Path) -> bytes:
-    """A partition made by Espressif's esp-idf-nvs-partition-gen from *rows*."""
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([("key", "type", "encoding", "value"), *rows])
-    source = out.with_suffix(".csv")
-    source.write_text(text.getvalue())
-    subprocess.run(
-        [sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(source), str(out), hex(NVS_SIZE)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return out.read_bytes()
-
-
 @pytest.fixture(scope="module")
 def board_partition(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return _generate(BOARD_ROWS, tmp_path_factory.mktemp("board") / "nvs.bin")
+    return generate_partition(BOARD_ROWS, tmp_path_factory.mktemp("board") / "nvs.bin")
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +110,6 @@ def test_unreadable_entries_are_reported(board_partition: bytes, lab: DeviceIden
 def test_too_much_to_keep_names_it(lab: DeviceIdentity, tmp_path: Path) -> None:
     # ~4.5 pages of the board's own: fits its partition, not next to the harness's entries
     bulk = [(f"b{i}", "data", "hex2bin", os.urandom(3600).hex()) for i in range(5)]
-    crowded = _generate([("bulk", "namespace", "", ""), *bulk], tmp_path / "crowded.bin")
+    crowded = generate_partition([("bulk", "namespace", "", ""), *bulk], tmp_path / "crowded.bin")
     with pytest.raises(nvs.NvsError, match=r"the board's own NVS entries \(\d+, at bulk/b\d\) do not fit"):
         merge(crowded, build_nvs(lab, tmp_path / "lab.bin").read_bytes(), lab.owns)
