@@ -37,6 +37,10 @@ DEFAULT_SERVER_URL = "http://127.0.0.1:5001"
 # off = port 5683 closed; secure-only = reads only (PUT /light, POST /ota answer 4.01); open = all.
 COAP_MODES = ("off", "secure-only", "open")
 DEFAULT_COAP_MODE = "secure-only"
+# NVS ecowatt/wire: the upload format the device speaks (hil/wire/profiles). Written only when it is not
+# the default, so images of default identities stay byte-identical to those built before the key existed.
+WIRE_FORMATS = ("ecowatt-api", "ecowatt-fw134")
+DEFAULT_WIRE = "ecowatt-api"
 NVS_GEN = (sys.executable, "-m", "esp_idf_nvs_partition_gen")
 NVS_GEN_TIMEOUT = 60.0
 _DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -68,6 +72,7 @@ class DeviceIdentity:
     encrypt: bool = False  # AES-128-CBC on the upload payload
     upload_period_s: int = 0  # periodic upload timer; 0 = uploads on the console command only
     coap_mode: str = DEFAULT_COAP_MODE  # one of COAP_MODES
+    wire: str = DEFAULT_WIRE  # upload format, one of WIRE_FORMATS
     wifi_ssid: str | None = None  # station credentials (nvs.net80211); None = leave the board's own
     wifi_password: str = field(default="", repr=False)
 
@@ -86,6 +91,10 @@ class DeviceIdentity:
         if self.coap_mode not in COAP_MODES:
             raise ValueError(
                 f"device {self.device_id}: coap_mode {self.coap_mode!r} is not one of {', '.join(COAP_MODES)}"
+            )
+        if self.wire not in WIRE_FORMATS:
+            raise ValueError(
+                f"device {self.device_id}: wire format {self.wire!r} is not one of {', '.join(WIRE_FORMATS)}"
             )
         if self.wifi_ssid is not None and not 0 < len(self.wifi_ssid.encode()) <= WIFI_SSID_MAX:
             raise ValueError(f"device {self.device_id}: Wi-Fi SSID {self.wifi_ssid!r} must be 1-{WIFI_SSID_MAX} bytes")
@@ -128,6 +137,8 @@ def nvs_csv(identity: DeviceIdentity, ca_cert_file: Path | None = None) -> str:
         ("upload_period_s", "data", "u32", str(identity.upload_period_s)),
         ("coap_mode", "data", "string", identity.coap_mode),
     ]
+    if identity.wire != DEFAULT_WIRE:
+        rows.append(("wire", "data", "string", identity.wire))
     if identity.ca_cert is not None:
         if ca_cert_file is None:
             raise ValueError("identity has a CA certificate: pass the file it was written to")

@@ -17,7 +17,7 @@ from hil.sim.firmware.identity import NvsStore
 from hil.sim.firmware.idf_log import IdfLog
 from hil.sim.firmware.ota import OtaTimer, cmd_ota_check
 from hil.sim.firmware.ota_boot import check_update_outcome
-from hil.sim.firmware.upload import UploadTimer, cmd_upload
+from hil.sim.firmware.upload import UploadTimer, cmd_upload, raise_boot_nonce
 from hil.sim.runtime import Reboot, Runtime
 
 PANIC_REBOOT_DELAY_S = 0.2  # the panic handler's time before the chip resets
@@ -75,7 +75,8 @@ def start(rt: Runtime, booted: BootedImage) -> Device:
     else:
         device.identity = identity
         log.i("nvs", f"Device ID: {identity.device_id}")
-        log.i("security", f"Nonce loaded from NVS: {identity.nonce}")
+        raise_boot_nonce(device)  # fw134: a nonce below its boot floor starts at the floor
+        log.i("security", f"Nonce loaded from NVS: {device.identity.nonce}")
     wifi.bring_up(rt, log)  # the network is up before any upload or OTA task starts
     return device
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from hil.images import nvs
 from hil.images.layout import layout_for
-from hil.images.nvs_gen import DEFAULT_COAP_MODE
+from hil.images.nvs_gen import DEFAULT_COAP_MODE, DEFAULT_WIRE
 from hil.sim.runtime import Runtime
 
 NAMESPACE = "ecowatt"
@@ -41,6 +41,7 @@ class NvsIdentity:
     psk: bytes = DEFAULT_PSK
     ca_cert: str = ""
     coap_mode: str = DEFAULT_COAP_MODE  # what plain CoAP serves (hil.images.nvs_gen.COAP_MODES)
+    wire: str = DEFAULT_WIRE  # NVS ecowatt/wire as stored (unchecked: the upload cycle refuses unknown ones)
 
     def __repr__(self) -> str:
         return (
@@ -92,6 +93,7 @@ class NvsStore:
             psk=_as_bytes(psk) if psk is not None else DEFAULT_PSK,
             ca_cert=str(get("ca_cert") or ""),
             coap_mode=str(get("coap_mode") or DEFAULT_COAP_MODE),
+            wire=str(get("wire") or DEFAULT_WIRE),
         )
         return identity, image.errors
 

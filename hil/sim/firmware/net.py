@@ -30,6 +30,8 @@ WIFI_MSS = 1400  # bytes; what an ESP32 station's lwIP negotiates over Wi-Fi
 DEFAULT_TIMEOUT_S = 5.0  # esp_http_client's default timeout_ms
 MAX_REPLY_BYTES = 16 * 1024  # the firmware's response buffer
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
+MAX_ERROR_TEXT = 80  # characters of a reply's free-text error a log line quotes
+_DEFUSE = str.maketrans({'"': "'", " ": "_"})
 
 
 class NetError(OSError):
@@ -90,6 +92,23 @@ class HttpReply:
         except (ValueError, AttributeError, RecursionError):
             return "-"
         return code if isinstance(code, str) and _CODE.fullmatch(code) else "-"
+
+    def refusal(self) -> str:
+        """What a refusal log line names: the ``error_code``; failing that (fw134 replies carry none)
+        the body's ``error`` text in double quotes, at most :data:`MAX_ERROR_TEXT` characters, defused:
+        printable ASCII only, ``"`` as ``'`` and spaces as ``_``, so server text can neither end the
+        line or the quotes nor spell another log event (every profile event has a space); else ``-``."""
+        code = self.error_code()
+        if code != "-":
+            return code
+        try:
+            text = json.loads(self.body).get("error")
+        except (ValueError, AttributeError, RecursionError):
+            return "-"
+        if not isinstance(text, str) or not text:
+            return "-"
+        clean = "".join(c if " " <= c <= "~" else "?" for c in text[:MAX_ERROR_TEXT]).translate(_DEFUSE)
+        return f'"{clean}"'
 
 
 def station_of(rt: Any) -> Station:

@@ -1,40 +1,40 @@
 """The device's upload cycle (PROTOCOL.md "Upload"): the ``upload`` console command and the
 periodic upload timer.
 
-One cycle: sample the registers → nonce = last + 1, **committed to NVS before sending** →
-:func:`hil.protocol.upload.build_packet` (zlib, optional AES-128-CBC, base64, HMAC) → POST over
-HTTP or HTTPS (CA from NVS). A connection failure or a 5xx is retried up to :data:`MAX_ATTEMPTS`
-times in all, each retry with a new nonce committed first. A 4xx (the server refused the packet)
-and a TLS failure (the server is not who it claims to be) are final for this cycle.
+One cycle: sample the registers → nonce = last + 1, **committed to NVS before sending** → the
+packet of the provisioned wire format (:mod:`hil.sim.firmware.upload_formats`: PROTOCOL.md's
+``build_packet`` or the fw134 envelope) → POST over HTTP or HTTPS (CA from NVS). A connection
+failure or a 5xx is retried up to :data:`MAX_ATTEMPTS` times in all, each retry with a new nonce
+committed first. A 4xx (the server refused the packet) and a TLS failure (the server is not who it
+claims to be) are final for this cycle.
 
 NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = AES on) and
 ``upload_period_s`` (u32, 0 or absent = no timer).
 
-Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_next_nonce`),
-``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (:func:`_packet`),
+Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_store_nonce`),
+``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (the format's builder),
 ``tls-no-verify`` and ``https-downgrade-to-http`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import math
 import time
 from dataclasses import dataclass
 
 from hil.images import nvs
 from hil.images.layout import layout_for
+from hil.protocol.errors import ProtocolError
 from hil.protocol.readings import REGISTERS, Reading, Readings
-from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, NONCE_MAX, UploadPacket, build_packet
+from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, NONCE_MAX
 from hil.sim.firmware import net
 from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import NAMESPACE
 from hil.sim.firmware.timer import PeriodicTask
+from hil.sim.firmware.upload_formats import OutgoingUpload, UploadFormat, format_of, unknown_format_error
 from hil.sim.runtime import Runtime
 
-UPLOAD_PATH = "/api/upload/data"
 MAX_ATTEMPTS = 3  # first try + 2 retries
 RETRY_DELAY_S = 1.0  # device time between attempts
 TAG = "upload"
@@ -100,8 +100,12 @@ def _cycle(device: Device) -> bool:
     except ValueError as exc:
         log.e(TAG, f"Upload failed: {exc}")
         return False
+    wire = format_of(ident)
+    if wire is None:
+        log.e(TAG, f"Upload failed: {unknown_format_error(ident)}")
+        return False
     settings = UploadSettings.load(rt)
-    if settings.encrypt and len(ident.aes_key) != AES_KEY_BYTES:
+    if settings.encrypt and wire.needs_aes_key and len(ident.aes_key) != AES_KEY_BYTES:
         log.e(TAG, "Upload failed: encrypt is on but no 16-byte aes_key is provisioned")
         return False
     readings = None
@@ -116,7 +120,12 @@ def _cycle(device: Device) -> bool:
                 return False
         if readings is None:  # one sample per cycle; retries resend it under their own nonce
             readings = sample_readings(ident.device_id, nonce, int(time.time()))
-        outcome = _send(device, endpoint, _packet(device, settings, readings, nonce), len(readings.readings))
+        try:
+            packet = _packet(device, wire, settings, readings, nonce)
+        except ProtocolError as exc:
+            log.e(TAG, f"Upload failed: cannot encode the readings as {wire.name}: {exc}, nonce {nonce}")
+            return False
+        outcome = _send(device, endpoint, packet, len(readings.readings))
         if outcome != "retry":
             return outcome == "ok"
     log.e(TAG, f"Upload gave up after {MAX_ATTEMPTS} attempts")
@@ -130,42 +139,55 @@ def _next_nonce(device: Device) -> int | None:
     if nonce > NONCE_MAX:
         device.log.e("security", f"Nonce space exhausted at {device.identity.nonce}; reprovision the device")
         return None
-    if "nonce-not-persisted" in device.rt.defects:
-        device.identity = dataclasses.replace(device.identity, nonce=nonce)  # RAM only
-    else:
-        device.commit_nonce(nonce)
+    if _store_nonce(device, nonce):
         device.log.i("security", f"Nonce {nonce} committed to NVS")
     # Fires under the defect too: it marks the point after the commit step, before sending.
     device.rt.checkpoint("upload.nonce_committed", nonce=nonce)
     return nonce
 
 
-def _packet(device: Device, settings: UploadSettings, readings: Readings, nonce: int) -> UploadPacket:
+def _store_nonce(device: Device, nonce: int) -> bool:
+    """Make *nonce* the device's nonce; True when it reached NVS (not under ``nonce-not-persisted``)."""
+    assert device.identity is not None
+    if "nonce-not-persisted" in device.rt.defects:
+        device.identity = dataclasses.replace(device.identity, nonce=nonce)  # RAM only
+        return False
+    device.commit_nonce(nonce)
+    return True
+
+
+def raise_boot_nonce(device: Device) -> None:
+    """At start-up: a stored nonce below the wire format's boot floor becomes the floor (fw134 firmware
+    does this before its first upload), stored the way every nonce is."""
     ident = device.identity
-    assert ident is not None
-    aes_key = ident.aes_key if settings.encrypt and "encrypt-flag-ignored" not in device.rt.defects else None
-    packet = build_packet(readings, nonce=nonce, hmac_key=ident.hmac_key, aes_key=aes_key)
-    if "mac-over-payload-only" in device.rt.defects:
-        mac = hmac.new(ident.hmac_key, packet.payload.encode("ascii"), hashlib.sha256).hexdigest()
-        packet = dataclasses.replace(packet, mac=mac)
-    return packet
+    wire = format_of(ident) if ident is not None else None
+    if ident is not None and wire is not None and ident.nonce < wire.boot_nonce_floor:
+        _store_nonce(device, wire.boot_nonce_floor)
 
 
-def _send(device: Device, endpoint: net.Endpoint, packet: UploadPacket, count: int) -> str:
+def _packet(
+    device: Device, wire: UploadFormat, settings: UploadSettings, readings: Readings, nonce: int
+) -> OutgoingUpload:
+    assert device.identity is not None
+    encrypt = settings.encrypt and "encrypt-flag-ignored" not in device.rt.defects
+    return wire.build(device.identity, readings, nonce, encrypt, device.rt.defects)
+
+
+def _send(device: Device, endpoint: net.Endpoint, packet: OutgoingUpload, count: int) -> str:
     """POST one packet and log the outcome: ``"ok"``, ``"retry"`` or ``"final"``."""
     log, rt, ident = device.log, device.rt, device.identity
     assert ident is not None
-    body = packet.to_json()
+    body = packet.body
     log.i(
         TAG,
         f"Sending {count} readings ({len(body)} bytes, "
-        f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(UPLOAD_PATH)}, nonce {packet.nonce}",
+        f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(packet.path)}, nonce {packet.nonce}",
     )
 
     def post(to: net.Endpoint) -> net.HttpReply:
         return net.post_json(
             to,
-            UPLOAD_PATH,
+            packet.path,
             body,
             ca_pem=ident.ca_cert,
             verify="tls-no-verify" not in rt.defects,
@@ -188,7 +210,7 @@ def _send(device: Device, endpoint: net.Endpoint, packet: UploadPacket, count: i
     if reply.ok:
         log.i(TAG, f"Upload successful (HTTP {reply.status}), nonce {packet.nonce}, {count} readings")
         return "ok"
-    log.e(TAG, f"Upload rejected (HTTP {reply.status} {reply.error_code()}), nonce {packet.nonce}")
+    log.e(TAG, f"Upload rejected (HTTP {reply.status} {reply.refusal()}), nonce {packet.nonce}")
     return "retry" if reply.status >= 500 else "final"
 
 
