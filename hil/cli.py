@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hil.flashing.cli",  # hil flash: flash artifacts from the index
     "hil.console.cli",  # hil monitor: serial monitor with ESP-IDF colours
     "hil.server.cli",  # hil server: the reference EcoWatt server
+    "hil.wire.cli",  # hil wire list|show|classify: the wire profiles
 )
 
 

@@ -1,0 +1,1 @@
+"""The codec functions of the shipped wire profiles (one module per format)."""
