@@ -13,6 +13,7 @@ from hil.net.options import CAPTURE_MODES
 from hil.net.options import OPTIONS as NET_OPTIONS
 from hil.options import OptionSpec, read_option
 from hil.server.options import OPTIONS as SERVER_OPTIONS
+from hil.wire.options import OPTIONS as WIRE_OPTIONS
 
 # Board options (inventory, locks, profile, flashing) belong to hil.board; these are the ones of
 # virtual boards and of where firmware and logs live.
@@ -76,7 +77,13 @@ FIRMWARE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("logs-dir", "where per-test console logs go", default="reports/logs", metavar="DIR"),
 )
 ALL_OPTIONS: tuple[OptionSpec, ...] = (
-    BOARD_OPTIONS + VIRTUAL_BOARD_OPTIONS + FIRMWARE_OPTIONS + SERVER_OPTIONS + NET_OPTIONS + COAP_OPTIONS
+    BOARD_OPTIONS
+    + VIRTUAL_BOARD_OPTIONS
+    + FIRMWARE_OPTIONS
+    + SERVER_OPTIONS
+    + NET_OPTIONS
+    + COAP_OPTIONS
+    + WIRE_OPTIONS
 )
 
 
@@ -113,6 +120,8 @@ class HilSettings:
     coaps_port: int = 5684
     coap_psk_id_env: str = "HIL_COAP_PSK_ID"  # names of environment variables, never the PSK itself
     coap_psk_env: str = "HIL_COAP_PSK"
+    wire_profile: str = "ecowatt-api"  # a shipped profile name or a path (hil.wire.profile)
+    no_flood: bool = False
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -163,6 +172,8 @@ class HilSettings:
             coaps_port=int(opt["hil_coaps_port"]),
             coap_psk_id_env=opt["hil_coap_psk_id_env"],
             coap_psk_env=opt["hil_coap_psk_env"],
+            wire_profile=opt["hil_wire_profile"],
+            no_flood=bool(opt["hil_no_flood"]),
         )
 
 

@@ -1,5 +1,6 @@
 """Network observer and attacker scenarios (issue 5): what someone who sees the board's traffic can
-learn from it and do with it — replay, forge, re-label, flood, break TLS, interfere with retries.
+learn from it and do with it — replay, forge, re-label, flood, break TLS, interfere with retries —
+in the session's wire format (``--hil-wire-profile``), stated as outcomes.
 
 Each scenario names the board defects (``hil sim --list-defects``) and server defects
 (``hil server --list-defects``) it must detect (``fails_with``); the defect meta-tests in
@@ -17,11 +18,10 @@ from hil.board.board import Board
 from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from hil.images.index import Index
 from hil.images.keys import KeyStore
-from hil.images.nvs_gen import DeviceIdentity, lab_identity
-from hil.net.attacker import Attacker, reply_json
+from hil.images.nvs_gen import DeviceIdentity
+from hil.net.attacker import Attacker
 from hil.net.fallback import Capture
 from hil.net.flows import Flow, flows_from_pcap
-from hil.net.forge import UPLOAD_PATH, craft, flip_mac, with_device_id, with_nonce
 from hil.net.http import build_response
 from hil.net.mitm import MitmProxy
 from hil.net.records import RecordParseError, parse_tls, type_counts
@@ -29,9 +29,12 @@ from hil.net.rules import Rule
 from hil.net.search import search, search_decoded
 from hil.net.summary import format_table, summarize
 from hil.protocol.readings import Readings
-from hil.protocol.upload import open_packet
 from hil.server.config import DeviceKeys, load_devices
 from hil.server.under_test import ServerFactory, ServerUnderTest
+from hil.wire.expect import expect_outcome
+from hil.wire.identity import lab_identity
+from hil.wire.outcome import Outcome
+from hil.wire.profile import WireProfile
 
 REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
 FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16
@@ -44,42 +47,36 @@ def cycle_done(board: Board) -> None:
     board.console.expect_event("status", UPLOAD_TIMEOUT)
 
 
-def assert_refused(reply, status: int, code: str) -> dict:
-    """The reply is HTTP *status* with error code *code*; returns its JSON."""
-    doc = reply_json(reply)
-    assert (reply.status, doc.get("error_code")) == (status, code), \
-        f"expected HTTP {status} {code}, got HTTP {reply.status} {doc}"
-    return doc
-
-
 @pytest.mark.stride("S", "T", threat="a sniffed upload is replayed, or replayed once the server restarted")
 @pytest.mark.fails_with("replay-allowed-equal-nonce", "nonces-in-memory")
 def test_replay_refused_also_after_server_restart(provisioned_board: Board, device: DeviceIdentity,
-                                                  server: ServerUnderTest, attacker: Attacker) -> None:
-    """The board's captured upload re-sent verbatim is 403 REPLAY_ATTACK (with the received and last
-    nonce), and still is after the server restarted on the same database; nothing more is stored
-    and the board's next upload is accepted."""
+                                                  server: ServerUnderTest, attacker: Attacker,
+                                                  wire: WireProfile) -> None:
+    """The board's captured upload re-sent verbatim is refused as replay (stating the last nonce, as
+    the profile says where), and still is after the server restarted on the same database; nothing
+    more is stored and the board's next upload is accepted."""
     upload_now(provisioned_board, device.nonce + 1)
     (request,) = attacker.captured_requests()
     stored = len(server.readings(device.device_id))
     (result,) = attacker.replay(request)
-    assert result.response is not None, result.error
-    doc = assert_refused(result.response, 403, "REPLAY_ATTACK")
-    assert (doc.get("received_nonce"), doc.get("last_nonce")) == (device.nonce + 1, device.nonce + 1), doc
+    verdict = expect_outcome(wire, result.response, Outcome.REPLAY, what="the board's upload replayed verbatim")
+    assert wire.nonce.learn(verdict) == device.nonce + 1, verdict.describe()
     server.restart()
     (result,) = attacker.replay(request)
-    assert result.response is not None, result.error
-    assert_refused(result.response, 403, "REPLAY_ATTACK")
+    expect_outcome(wire, result.response, Outcome.REPLAY, what="the same replay after a server restart")
     assert len(server.readings(device.device_id)) == stored
     upload_now(provisioned_board, device.nonce + 2)
 
 
 @pytest.mark.stride("S", "T", threat="a recorded session is played back to a server")
 @pytest.mark.fails_with("replay-allowed-equal-nonce", "nonces-in-memory")
-def test_reference_capture_replays_once(server_factory: ServerFactory, test_pki, tmp_path: Path, evidence) -> None:
+def test_reference_capture_replays_once(server_factory: ServerFactory, test_pki, tmp_path: Path, evidence,
+                                        wire: WireProfile) -> None:
     """The committed reference session (captures/reference/upload-session.pcap) replayed with no board
     against a fresh server holding the reference registry: the first pass is accepted upload by
-    upload, in order; a second pass — also after a restart — is refused 403 REPLAY_ATTACK."""
+    upload, in order; a second pass — also after a restart — is refused as replay."""
+    if wire.name != "ecowatt-api":
+        pytest.skip(f"the committed reference session is an ecowatt-api capture; the wire profile is {wire.name}")
     if server_factory.external is not None:
         pytest.skip("the reference registry (captures/reference/devices.json) is loaded into a built-in server; "
                     f"register it with {server_factory.external.url} and replay with captures/reference/README.md")
@@ -90,19 +87,18 @@ def test_reference_capture_replays_once(server_factory: ServerFactory, test_pki,
         server = factory.start()
         replayer = Attacker(server)
         requests = [(flow.first_time, r) for flow in flows_from_pcap(REFERENCE / "upload-session.pcap")
-                    for r in flow.http_requests() if r.target == UPLOAD_PATH]
+                    for r in flow.http_requests() if wire.is_upload_path(r.target or "")]
         requests = [r for _, r in sorted(requests, key=lambda item: item[0])]
         assert len(requests) >= 3, f"reference capture holds {len(requests)} uploads; re-make it (record.py)"
         first = [replayer.replay(r)[0] for r in requests]
         evidence.note("first pass: " + ", ".join(str(r.status) for r in first))
         assert [r.status for r in first] == [200] * len(requests), [r.error or r.response.body for r in first]
         nonces = [json.loads(r.body)["nonce"] for r in requests]
-        assert [reply_json(r.response)["nonce_updated"] for r in first] == nonces
+        assert [json.loads(r.response.body)["nonce_updated"] for r in first if r.response] == nonces
         server.restart()
         for request in requests:
             (result,) = replayer.replay(request)
-            assert result.response is not None, result.error
-            assert_refused(result.response, 403, "REPLAY_ATTACK")
+            expect_outcome(wire, result.response, Outcome.REPLAY, what="the reference session replayed again")
     finally:
         factory.close()
 
@@ -110,18 +106,21 @@ def test_reference_capture_replays_once(server_factory: ServerFactory, test_pki,
 @pytest.mark.stride("S", "T", threat="an attacker without the key forges or rolls back a sniffed packet")
 @pytest.mark.fails_with("nonce-advanced-before-mac")
 def test_forged_mac_and_nonce_rollback_refused(provisioned_board: Board, device: DeviceIdentity,
-                                               server: ServerUnderTest, attacker: Attacker) -> None:
-    """After two uploads: the second packet with the next nonce and its MAC kept (no key) is 403
-    INVALID_HMAC; the first, older packet sent again (a rollback to a validly signed nonce) is 403
-    REPLAY_ATTACK; neither stores anything nor moves the nonce, and the board's next upload is accepted."""
+                                               server: ServerUnderTest, attacker: Attacker, wire: WireProfile) -> None:
+    """After two uploads: the second packet with the next nonce and its MAC kept (no key) is refused
+    for a bad MAC; the first, older packet sent again (a rollback to a validly signed nonce) is
+    refused as replay; neither stores anything nor moves the nonce, and the board's next upload is
+    accepted."""
     upload_now(provisioned_board, device.nonce + 1)
     upload_now(provisioned_board, device.nonce + 2)
     older, newer = attacker.captured_uploads()
     stored = len(server.readings(device.device_id))
-    assert_refused(attacker.send(with_nonce(newer, newer.nonce + 1)), 403, "INVALID_HMAC")
-    assert_refused(attacker.send(flip_mac(newer)), 403, "INVALID_HMAC")
-    doc = assert_refused(attacker.send(older), 403, "REPLAY_ATTACK")
-    assert doc.get("last_nonce") == newer.nonce, doc
+    forge = attacker.forge
+    expect_outcome(wire, attacker.send(forge.with_nonce(newer, newer.nonce + 1)), Outcome.BAD_MAC,
+                   what="the newer packet with the next nonce, MAC kept")
+    expect_outcome(wire, attacker.send(forge.flip_mac(newer)), Outcome.BAD_MAC, what="the newer packet, MAC flipped")
+    verdict = expect_outcome(wire, attacker.send(older), Outcome.REPLAY, what="the older packet sent again")
+    assert wire.nonce.learn(verdict) == newer.nonce, verdict.describe()
     assert len(server.readings(device.device_id)) == stored
     assert server.last_nonce(device.device_id) == newer.nonce
     upload_now(provisioned_board, newer.nonce + 1)
@@ -131,27 +130,34 @@ class TestCrossDevice:
     """Device A (the board) and device B (registered with the server, never on the wire)."""
 
     @pytest.fixture
-    def server(self, server_factory: ServerFactory, firmware: Index) -> ServerUnderTest:
+    def server(self, server_factory: ServerFactory, firmware: Index, wire: WireProfile) -> ServerUnderTest:
         """The test's server with a second lab device registered (TEST ONLY keys)."""
-        other = lab_identity(KeyStore(firmware.directory / "keys"), OTHER_DEVICE)
+        other = lab_identity(wire, KeyStore(firmware.directory / "keys"), OTHER_DEVICE)
         server_factory.devices[OTHER_DEVICE] = DeviceKeys(OTHER_DEVICE, other.hmac_key, other.aes_key)
         return server_factory.start()
 
     @pytest.mark.stride("S", "T", threat="device A's traffic (or A's stolen key) writes readings as device B")
-    @pytest.mark.fails_with("plaintext-device-id-trusted", "unknown-device-accepted")
+    @pytest.mark.fails_with("plaintext-device-id-trusted", "unknown-device-accepted", "device-id-copy-unchecked")
     def test_packet_relabelled_for_another_device_refused(self, provisioned_board: Board, device: DeviceIdentity,
-                                                          server: ServerUnderTest, attacker: Attacker) -> None:
-        """A's captured packet re-labelled as registered B is 403 INVALID_HMAC, as unregistered C 404
-        DEVICE_NOT_FOUND; a packet signed with A's own key whose plaintext names B is 400
-        INVALID_PAYLOAD. Nothing is stored for B or C, and B has no nonce."""
+                                                          server: ServerUnderTest, attacker: Attacker,
+                                                          wire: WireProfile) -> None:
+        """A's captured packet re-labelled as registered B is refused (for a bad MAC under per-device
+        keys; as invalid under one global key, its plaintext naming A), as unregistered C refused as
+        an unknown device; a packet signed with A's own key whose plaintext names B is refused as
+        invalid. Nothing is stored for B or C, and B has no nonce."""
         upload_now(provisioned_board, device.nonce + 1)
         (sent,) = attacker.captured_uploads()
-        assert_refused(attacker.send(with_device_id(sent, OTHER_DEVICE)), 403, "INVALID_HMAC")
-        assert_refused(attacker.send(with_device_id(sent, UNREGISTERED_DEVICE)), 404, "DEVICE_NOT_FOUND")
-        readings = open_packet(sent, hmac_key=device.hmac_key, aes_key=None)
+        forge = attacker.forge
+        as_registered_b = Outcome.BAD_MAC if wire.key_scope == "device" else Outcome.INVALID
+        expect_outcome(wire, attacker.send(forge.with_device_id(sent, OTHER_DEVICE)), as_registered_b,
+                       what=f"A's packet re-labelled as registered {OTHER_DEVICE}")
+        expect_outcome(wire, attacker.send(forge.with_device_id(sent, UNREGISTERED_DEVICE)), Outcome.UNKNOWN_DEVICE,
+                       what=f"A's packet re-labelled as unregistered {UNREGISTERED_DEVICE}")
+        readings = wire.open(sent, hmac_key=device.hmac_key, aes_key=None)
         as_b = Readings(OTHER_DEVICE, readings.timestamp, readings.readings)
-        signed_by_a = craft(device.device_id, sent.nonce + 1, as_b, key=device.hmac_key)
-        assert_refused(attacker.send(signed_by_a), 400, "INVALID_PAYLOAD")
+        signed_by_a = forge.craft(device.device_id, sent.nonce + 1, as_b, key=device)
+        expect_outcome(wire, attacker.send(signed_by_a), Outcome.INVALID,
+                       what=f"a packet signed by A whose plaintext names {OTHER_DEVICE}")
         for other in (OTHER_DEVICE, UNREGISTERED_DEVICE):
             assert server.readings(other) == [], f"readings stored for {other}"
         assert server.last_nonce(OTHER_DEVICE) is None
@@ -178,10 +184,10 @@ def test_sniffed_nonces_strictly_increase(provisioned_board: Board, device: Devi
 @pytest.mark.stride("I", threat="an observer reads the inverter's readings off the wire")
 @pytest.mark.fails_with("encrypt-flag-ignored")
 def test_encrypted_readings_never_on_the_wire(provision: Provision, board: Board, server: ServerUnderTest,
-                                              capture: Capture, evidence) -> None:
-    """With encryption provisioned, no stored reading (as the plaintext JSON writes it,
-    ``"value":230.12``) appears in any reassembled stream of the board, neither as is nor after
-    undoing base64 and zlib."""
+                                              capture: Capture, evidence, wire: WireProfile) -> None:
+    """With encryption provisioned, no trace of the plaintext (the stored readings as the format's
+    plaintext writes them, e.g. ``"value":230.12``, or its fixed fields) appears in any reassembled
+    stream of the board, neither as is nor after undoing base64 and zlib."""
     device = provision(encrypt=True)
     upload_now(board, device.nonce + 1)
     upload_now(board, device.nonce + 2)
@@ -190,7 +196,7 @@ def test_encrypted_readings_never_on_the_wire(provision: Provision, board: Board
     capture.sync()
     flows = flows_from_pcap(capture.path)
     assert any(f.bytes_sent("c2s") for f in flows), f"no board traffic in {capture.path}"
-    needles = sorted({'"value":' + json.dumps(r["value"]) for r in stored})
+    needles = wire.codec.plaintext_markers([(r["register"], r["value"]) for r in stored])
     hits = [hit for needle in needles for hit in search(flows, needle) + search_decoded(flows, needle)]
     evidence.note(f"searched {len(needles)} reading values in {len(flows)} flows: {len(hits)} hits")
     assert not hits, "readings readable on the wire: " + "; ".join(h.describe() for h in hits[:5])
@@ -243,28 +249,31 @@ def test_https_carries_only_tls_records(provision: Provision, server_factory: Se
 @pytest.mark.stride("D", threat="replays of a device's sniffed packets lock that device out")
 @pytest.mark.fails_with("rate-limit-per-device")
 def test_replay_flood_does_not_block_next_upload(provisioned_board: Board, device: DeviceIdentity,
-                                                 server: ServerUnderTest, attacker: Attacker, evidence) -> None:
+                                                 server: ServerUnderTest, attacker: Attacker, evidence,
+                                                 wire: WireProfile, flood_allowed: None) -> None:
     """200 replays of the board's captured upload, 16 at a time, are all refused, and the board's next
     upload is still accepted within the usual timeout: an attacker's replays must not use up the
     device's rate-limit quota (the reference server limits per device *and* peer address)."""
     upload_now(provisioned_board, device.nonce + 1)
     (captured,) = attacker.captured_requests()
     results = attacker.replay(captured, times=FLOOD_REPLAYS, parallel=FLOOD_PARALLEL)
-    statuses = [r.status for r in results]
-    evidence.note("flood: " + ", ".join(f"{s}: {statuses.count(s)}" for s in sorted(set(statuses), key=str)))
-    assert 200 not in statuses and None not in statuses, statuses
+    outcomes = [attacker.verdict(r).outcome for r in results]
+    evidence.note("flood: " + ", ".join(f"{o.value}: {outcomes.count(o)}" for o in sorted(set(outcomes))))
+    assert all(o.refusal for o in outcomes), f"replays not refused: { {o.value for o in outcomes if not o.refusal} }"
     upload_now(provisioned_board, device.nonce + 2)
 
 
 @pytest.mark.stride("S", "T", threat="a failed attempt's nonce is re-sent on retry (its packet then replays)")
 @pytest.mark.fails_with("nonce-reused-on-retry")
 def test_retry_after_503_uses_a_new_nonce(provision: Provision, board: Board, server: ServerUnderTest,
-                                          capture: Capture, attacker: Attacker, server_host: str) -> None:
+                                          capture: Capture, attacker: Attacker, server_host: str,
+                                          wire: WireProfile) -> None:
     """A man in the middle answers the first upload with 503: the board retries with nonce+1 (it
     committed a new nonce), which the server accepts; the refused attempt's nonce is never accepted."""
     unavailable = build_response(503, "Service Unavailable",
                                  b'{"status":"error","error_code":"UNAVAILABLE","message":"maintenance"}')
-    rules = [Rule.inject(unavailable, method="POST", path=UPLOAD_PATH, limit=1)]
+    upload_path = wire.upload_path(wire.default_device_id)
+    rules = [Rule.inject(unavailable, method=wire.upload_method, path=upload_path, limit=1)]
     # the proxy listens where the board reaches this host (its own 127.0.0.1 is itself on a real board)
     with MitmProxy(capture.server_address(server.address), rules=rules, listen=(server_host, 0)) as proxy:
         host, port = proxy.address
@@ -276,6 +285,7 @@ def test_retry_after_503_uses_a_new_nonce(provision: Provision, board: Board, se
                                    unless=["upload.gave_up", "tls.failed"])
     assert server.last_nonce(device.device_id) == device.nonce + 2
     assert {r["nonce"] for r in server.readings(device.device_id)} == {device.nonce + 2}
-    wire = [p.nonce for p in attacker.captured_uploads()]
+    on_wire = [p.nonce for p in attacker.captured_uploads()]
     # the sniffer sees both attempts (board -> proxy); the relay only what the proxy forwarded
-    assert wire == ([device.nonce + 1, device.nonce + 2] if capture.mode == "sniffer" else [device.nonce + 2]), wire
+    expected = [device.nonce + 1, device.nonce + 2] if capture.mode == "sniffer" else [device.nonce + 2]
+    assert on_wire == expected, on_wire

@@ -1,5 +1,6 @@
 """Upload scenarios: the device's signed, replay-protected upload cycle against the server
-(PROTOCOL.md "Upload"), end to end on a provisioned board.
+(PROTOCOL.md "Upload"), end to end on a provisioned board, in the session's wire format
+(``--hil-wire-profile``: the profile builds, parses and judges the packets).
 
 Each scenario names the defects it must detect (``fails_with``): virtual-board defects (the device
 side) and reference-server defects (the server side). The defect meta-tests in selftest/ run each
@@ -13,23 +14,24 @@ import pytest
 from hil.board.board import Board
 from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
 from hil.images.nvs_gen import DeviceIdentity
-from hil.net.attacker import Attacker, reply_json
-from hil.net.forge import flip_mac, mutations, with_nonce
+from hil.net.attacker import Attacker
 from hil.protocol.errors import ProtocolError
-from hil.protocol.upload import open_packet
 from hil.server.under_test import ServerFactory, ServerUnderTest
+from hil.wire.expect import expect_outcome, expect_refused
+from hil.wire.outcome import Outcome
+from hil.wire.profile import WireProfile
 
 
 @pytest.mark.stride("T", "I", threat="readings altered or lost between the inverter and the server")
 @pytest.mark.fails_with("mac-over-payload-only")
-def test_upload_accepted_and_stored_intact(provisioned_board: Board, device: DeviceIdentity,
+def test_upload_accepted_and_stored_intact(provisioned_board: Board, device: DeviceIdentity, wire: WireProfile,
                                            server: ServerUnderTest, attacker: Attacker, evidence) -> None:
-    """An upload is accepted (200, nonce advanced) and the server stores exactly the readings the
-    board put on the wire."""
+    """An upload is accepted (nonce advanced) and the server stores exactly the readings the board
+    put on the wire, its MAC verifying under the device's key as the wire format defines it."""
     upload_now(provisioned_board, device.nonce + 1)
     (sent,) = attacker.captured_uploads()
     assert sent.nonce == device.nonce + 1 and not sent.encrypted
-    readings = open_packet(sent, hmac_key=device.hmac_key, aes_key=None)
+    readings = wire.open(sent, hmac_key=device.hmac_key, aes_key=None)
     stored = server.readings(device.device_id)
     evidence.attach_text("stored readings", "\n".join(f"{r['register']}={r['value']} t={r['timestamp']} "
                                                       f"nonce={r['nonce']}" for r in stored))
@@ -64,15 +66,14 @@ def test_nonces_increase_across_resets_and_power_cuts(provisioned_board: Board, 
 
 @pytest.mark.stride("S", "T", threat="forged packets burn the device's nonces (denial of its next upload)")
 @pytest.mark.fails_with("nonce-advanced-before-mac", "mac-over-payload-only")
-def test_forged_mac_refused_without_burning_nonce(provisioned_board: Board, device: DeviceIdentity,
+def test_forged_mac_refused_without_burning_nonce(provisioned_board: Board, device: DeviceIdentity, wire: WireProfile,
                                                   server: ServerUnderTest, attacker: Attacker) -> None:
-    """The board's packet re-sent with the next nonce and a flipped MAC is 403 INVALID_HMAC, and the
-    board's own next upload with that nonce is still accepted."""
+    """The board's packet re-sent with the next nonce and a flipped MAC is refused for a bad MAC, and
+    the board's own next upload with that nonce is still accepted."""
     upload_now(provisioned_board, device.nonce + 1)
     (sent,) = attacker.captured_uploads()
-    forged = flip_mac(with_nonce(sent, sent.nonce + 1))
-    reply = attacker.send(forged)
-    assert (reply.status, reply_json(reply).get("error_code")) == (403, "INVALID_HMAC"), reply.body
+    forged = attacker.forge.flip_mac(attacker.forge.with_nonce(sent, sent.nonce + 1))
+    expect_outcome(wire, attacker.send(forged), Outcome.BAD_MAC, what="the board's packet, next nonce, MAC flipped")
     if server.builtin:
         assert [e["code"] for e in server.events(device_id=device.device_id)] == ["INVALID_HMAC"]
     upload_now(provisioned_board, sent.nonce + 1)
@@ -81,17 +82,16 @@ def test_forged_mac_refused_without_burning_nonce(provisioned_board: Board, devi
 @pytest.mark.stride("T", "S", threat="an attacker without the key alters a captured packet and it is accepted")
 @pytest.mark.fails_with("replay-allowed-equal-nonce", "mac-over-payload-only")
 def test_tampered_packets_refused(provisioned_board: Board, device: DeviceIdentity, server: ServerUnderTest,
-                                  attacker: Attacker, evidence) -> None:
+                                  wire: WireProfile, attacker: Attacker, evidence) -> None:
     """Every mutation of the board's captured packet that an attacker without the key can make (MAC
-    bytes, nonce old/equal/huge, payload bytes, device id, flags) is refused with 4xx and stores
-    nothing; the last nonce stays the board's."""
+    bytes, nonce old/equal/huge, payload bytes, device id, the flags outside the MAC) is refused and
+    stores nothing; the last nonce stays the board's."""
     upload_now(provisioned_board, device.nonce + 1)
     (sent,) = attacker.captured_uploads()
     outcomes = []
-    for forged in mutations(sent, key=None):
-        reply = attacker.send(forged.packet)
-        outcomes.append(f"{forged.name}: HTTP {reply.status} {reply_json(reply).get('error_code')}")
-        assert 400 <= (reply.status or 0) < 500, outcomes[-1]
+    for forged in attacker.forge.mutations(sent, key=None):
+        verdict = expect_refused(wire, attacker.send(forged.packet), what=f"forgery {forged.name}")
+        outcomes.append(f"{forged.name}: {verdict.describe()}")
     evidence.attach_text("forgeries", "\n".join(outcomes))
     if server.builtin:  # only the board's own upload is stored, and its nonce is still the last
         assert {r["nonce"] for r in server.readings(device.device_id)} == {sent.nonce}
@@ -100,7 +100,7 @@ def test_tampered_packets_refused(provisioned_board: Board, device: DeviceIdenti
 
 @pytest.mark.stride("I", "T", threat="readings readable on the wire, or altered by encryption")
 @pytest.mark.fails_with("encrypt-flag-ignored")
-def test_encrypted_upload_stores_same_readings(provision: Provision, server: ServerUnderTest,
+def test_encrypted_upload_stores_same_readings(provision: Provision, server: ServerUnderTest, wire: WireProfile,
                                                attacker: Attacker, board: Board) -> None:
     """With encryption provisioned the packet says ``encrypted:true``, its payload is AES-128-CBC
     under the device key, and the server stores exactly the readings inside."""
@@ -109,8 +109,8 @@ def test_encrypted_upload_stores_same_readings(provision: Provision, server: Ser
     (sent,) = attacker.captured_uploads()
     assert sent.encrypted, "encryption is provisioned but the packet went out with encrypted:false"
     with pytest.raises(ProtocolError):
-        open_packet(sent, hmac_key=device.hmac_key, aes_key=None)  # not readable without the AES key
-    readings = open_packet(sent, hmac_key=device.hmac_key, aes_key=device.aes_key)
+        wire.codec.unwrap(sent, aes_key=None)  # not readable without the AES key
+    readings = wire.open(sent, hmac_key=device.hmac_key, aes_key=device.aes_key)
     stored = server.readings(device.device_id)
     assert [(r["register"], r["value"]) for r in stored] == [(r.register, r.value) for r in readings.readings]
 

@@ -1,6 +1,12 @@
 """Upload scenarios against the server alone: what an attacker on the network (with or without a
 device's key) can do to the upload endpoint. No board needed; each proven against the reference
 server's defects (``fails_with``).
+
+Scenarios state outcomes ("refused as replay", "never a 5xx"); the session's wire profile
+(``--hil-wire-profile``) builds the packets and reads the server's replies, so they run against a
+server of any format the profile describes. Against an external server (``--hil-server-url``) the
+parts that read the built-in server's database are left out, and burst scenarios run bounded
+(``--hil-no-flood`` skips them).
 """
 
 from __future__ import annotations
@@ -9,41 +15,43 @@ import time
 
 import pytest
 
+from hil.images.keys import KeyStore
 from hil.images.nvs_gen import DeviceIdentity
-from hil.net.attacker import Attacker, reply_json
-from hil.net.forge import craft, to_body
+from hil.net.attacker import Attacker
 from hil.protocol.readings import REGISTERS, Reading, Readings
-from hil.protocol.upload import MAX_BODY_BYTES, UploadPacket
+from hil.protocol.upload import UploadPacket
 from hil.server.nonce_book import NonceBook
 from hil.server.under_test import ServerFactory, ServerUnderTest
+from hil.wire.expect import Finding, expect_outcome, outcome_of
+from hil.wire.identity import lab_identity
+from hil.wire.outcome import Outcome
+from hil.wire.profile import WireProfile
 
 PARALLEL_COPIES = 32
+RACE_TRIALS = 6
+RATE_LIMIT = 3  # the built-in server's limit in the rate-limit scenario
 
 
 def sample(device_id: str, seed: float = 0.0) -> Readings:
     """A plausible sample of every register."""
-    return Readings(device_id, int(time.time()), tuple(Reading(r, round(100.0 + i + seed, 2))
+    return Readings(device_id, int(time.time()), tuple(Reading(r, round(100.0 + i + seed, 1))
                                                         for i, r in enumerate(REGISTERS)))
 
 
-def valid_packet(device: DeviceIdentity, nonce: int) -> UploadPacket:
+def valid_packet(attacker: Attacker, device: DeviceIdentity, nonce: int) -> UploadPacket:
     """A packet the device itself could have sent (the attacker holds its key)."""
-    return craft(device.device_id, nonce, sample(device.device_id, nonce), key=device.hmac_key)
-
-
-def assert_refused(reply, status: int, code: str) -> None:
-    doc = reply_json(reply)
-    assert (reply.status, doc.get("error_code")) == (status, code), \
-        f"expected HTTP {status} {code}, got HTTP {reply.status} {doc}"
+    return attacker.forge.craft(device.device_id, nonce, sample(device.device_id, nonce % 7), key=device)
 
 
 @pytest.mark.stride("S", threat="a device that is not in the registry gets readings stored")
 @pytest.mark.fails_with("unknown-device-accepted")
-def test_unknown_device_refused(remote_attacker: Attacker, server: ServerUnderTest) -> None:
-    """A well-formed packet from an unregistered device id is refused 404 DEVICE_NOT_FOUND, stores
-    nothing, and is recorded as a security event."""
-    stranger = DeviceIdentity("EW-ROGUE", b"\x11" * 32, b"\x22" * 16, b"\x33" * 32)
-    assert_refused(remote_attacker.send(valid_packet(stranger, 1)), 404, "DEVICE_NOT_FOUND")
+def test_unknown_device_refused(remote_attacker: Attacker, server: ServerUnderTest, wire: WireProfile,
+                                lab_keys: KeyStore) -> None:
+    """A well-formed, correctly signed packet from a device id the server has not registered is
+    refused as an unknown device, stores nothing, and is recorded as a security event."""
+    stranger = lab_identity(wire, lab_keys, "EW-ROGUE")
+    expect_outcome(wire, remote_attacker.send(valid_packet(remote_attacker, stranger, stranger.nonce + 1)),
+                   Outcome.UNKNOWN_DEVICE, what="a signed packet from unregistered device EW-ROGUE")
     if server.builtin:
         assert server.readings("EW-ROGUE") == []
         assert [e["code"] for e in server.events(device_id="EW-ROGUE")] == ["DEVICE_NOT_FOUND"]
@@ -56,99 +64,131 @@ MISSING_FIELDS = [pytest.param(field, how, id=f"{field}-{how}") for field in ("m
 @pytest.mark.stride("S", "T", threat="a packet without its security fields skips the checks")
 @pytest.mark.fails_with("missing-fields-skip-checks")
 @pytest.mark.parametrize("field, how", MISSING_FIELDS)
-def test_missing_security_fields_never_bypass(remote_attacker: Attacker, server: ServerUnderTest,
+def test_missing_security_fields_never_bypass(remote_attacker: Attacker, server: ServerUnderTest, wire: WireProfile,
                                               lab_device: DeviceIdentity, nonce_book: NonceBook,
                                               field: str, how: str) -> None:
-    """A packet whose mac or nonce is missing or null is 400 INVALID_PAYLOAD — never a bypass of the
+    """A packet whose mac or nonce is missing or null is refused as invalid — never a bypass of the
     MAC or replay check — and changes nothing on the server."""
-    packet = valid_packet(lab_device, nonce_book.block() + 1)
-    body = to_body(packet, remove=(field,)) if how == "missing" else to_body(packet, **{field: None})
-    assert_refused(remote_attacker.send(body), 400, "INVALID_PAYLOAD")
+    packet = valid_packet(remote_attacker, lab_device, nonce_book.block() + 1)
+    forge = remote_attacker.forge
+    body = forge.body(packet, remove=(field,)) if how == "missing" else forge.body(packet, **{field: None})
+    expect_outcome(wire, remote_attacker.send(body, path=wire.upload_path(lab_device.device_id)), Outcome.INVALID,
+                   what=f"a signed packet with its {field} {how}")
     if server.builtin:  # a fresh database: nothing stored, no nonce accepted
         assert server.readings(lab_device.device_id) == []
         assert server.last_nonce(lab_device.device_id) is None
 
 
-_MAC = b'"mac":"' + b"0" * 64 + b'"'
 NOT_JSON = {  # refused by the JSON parser
     "not-json": b"this is not json",
     "truncated-json": b'{"device_id":"EW-0001","nonce":1',
     "array": b"[1,2,3]",
     "string": b'"EW-0001"',
     "invalid-utf8": b'{"device_id":"\xff\xfe"}',
-    "deep-nesting": b"[" * 5000 + b"]" * 5000,
+    "deep-nesting": b"[" * 3000 + b"]" * 3000,  # under every declared body limit, past any recursion limit
     "empty": b"",
 }
-BAD_FIELDS = {  # JSON objects refused by the schema
-    "nonce-string": b'{"device_id":"EW-0001","nonce":"1","payload":"eA==",' + _MAC + b"}",
-    "nonce-negative": b'{"device_id":"EW-0001","nonce":-1,"payload":"eA==",' + _MAC + b"}",
-    "nonce-float": b'{"device_id":"EW-0001","nonce":1.5,"payload":"eA==",' + _MAC + b"}",
-    "nonce-bignum": b'{"device_id":"EW-0001","nonce":1' + b"0" * 400 + b',"payload":"eA==",' + _MAC + b"}",
-    "mac-not-hex": b'{"device_id":"EW-0001","nonce":1,"payload":"eA==","mac":"' + b"z" * 64 + b'"}',
-    "device-id-object": b'{"device_id":{"$ne":null},"nonce":1,"payload":"eA==",' + _MAC + b"}",
+# A signed packet with one field of the wrong type or range (the field's name is the profile's).
+BAD_FIELDS = {
+    "nonce-string": ("nonce", "1"),
+    "nonce-negative": ("nonce", -1),
+    "nonce-float": ("nonce", 1.5),
+    "nonce-bignum": ("nonce", int("1" + "0" * 400)),
+    "mac-not-hex": ("mac", "z" * 64),
+    "mac-truncated": ("mac", "0" * 32),
+    "id-object": ("device_id", {"$ne": None}),  # the payload, for formats with the id in the path
 }
-MALFORMED = [pytest.param(body, id=name, marks=pytest.mark.fails_with("malformed-json-500"))
-             for name, body in NOT_JSON.items()] + \
-            [pytest.param(body, id=name, marks=pytest.mark.fails_with("field-type-errors-500"))
-             for name, body in BAD_FIELDS.items()]
+MALFORMED = [pytest.param(name, id=name, marks=pytest.mark.fails_with("malformed-json-500")) for name in NOT_JSON] + \
+            [pytest.param(name, id=name, marks=pytest.mark.fails_with("field-type-errors-500")) for name in BAD_FIELDS]
 
 
 @pytest.mark.stride("D", threat="malformed input crashes the server (5xx) or exhausts it")
-@pytest.mark.parametrize("body", MALFORMED)
-def test_malformed_body_gets_400(remote_attacker: Attacker, server: ServerUnderTest, body: bytes) -> None:
-    """Malformed bodies are refused 400 INVALID_PAYLOAD, never a 5xx, and recorded as security events."""
-    assert_refused(remote_attacker.send(body), 400, "INVALID_PAYLOAD")
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_body_refused_never_5xx(remote_attacker: Attacker, server: ServerUnderTest, wire: WireProfile,
+                                          lab_device: DeviceIdentity, nonce_book: NonceBook, name: str) -> None:
+    """Malformed bodies are refused as invalid, never a 5xx, and recorded as security events."""
+    if name in NOT_JSON:
+        body = NOT_JSON[name]
+    else:
+        field, value = BAD_FIELDS[name]
+        if field == "device_id" and field not in wire.envelope_fields:
+            field = "payload"
+        body = remote_attacker.forge.body(valid_packet(remote_attacker, lab_device, nonce_book.block() + 1),
+                                          **{field: value})
+    expect_outcome(wire, remote_attacker.send(body, path=wire.upload_path(lab_device.device_id)), Outcome.INVALID,
+                   what=f"a malformed upload body ({name})")
     if server.builtin:
         assert [e["code"] for e in server.events()] == ["INVALID_PAYLOAD"]
 
 
 @pytest.mark.stride("D", threat="an oversized body ties up server memory and CPU")
 @pytest.mark.fails_with("no-body-limit")
-def test_oversized_body_gets_413(remote_attacker: Attacker, lab_device: DeviceIdentity, nonce_book: NonceBook) -> None:
-    """A body over 16 KiB is refused 413 PAYLOAD_TOO_LARGE (before it is parsed) even when it is an
-    otherwise valid, signed packet."""
-    packet = valid_packet(lab_device, nonce_book.block() + 1)
-    body = to_body(packet, padding="x" * MAX_BODY_BYTES)
-    assert_refused(remote_attacker.send(body), 413, "PAYLOAD_TOO_LARGE")
+def test_oversized_body_refused(remote_attacker: Attacker, wire: WireProfile, lab_device: DeviceIdentity,
+                                nonce_book: NonceBook, server: ServerUnderTest) -> None:
+    """A body over the profile's declared limit is refused as too large (before it is parsed) even
+    when it is an otherwise valid, signed packet, and nothing is stored."""
+    packet = valid_packet(remote_attacker, lab_device, nonce_book.block() + 1)
+    body = remote_attacker.forge.body(packet, padding="x" * wire.limits.body_bytes)
+    expect_outcome(wire, remote_attacker.send(body, path=wire.upload_path(lab_device.device_id)), Outcome.TOO_LARGE,
+                   what=f"a signed packet padded to {len(body)} bytes (declared limit {wire.limits.body_bytes})")
+    if server.builtin:
+        assert server.readings(lab_device.device_id) == []
 
 
 @pytest.mark.stride("S", "T", threat="a race lets one captured packet be accepted several times")
-@pytest.mark.fails_with("replay-allowed-equal-nonce")
-def test_parallel_copies_accepted_once(server_factory: ServerFactory, lab_device: DeviceIdentity,
-                                       nonce_book: NonceBook, evidence) -> None:
-    """32 copies of one valid packet sent at the same instant: exactly one is accepted, the other 31
-    are 403 REPLAY_ATTACK, and its readings are stored once (rate limiting off, so that only the
-    replay check stands between the copies and the database)."""
-    server = server_factory.start(rate_limit=0)
-    remote_attacker = Attacker(server)
-    packet = valid_packet(lab_device, nonce_book.block() + 1)
-    results = remote_attacker.replay(remote_attacker.request(packet), times=PARALLEL_COPIES,
-                                     parallel=PARALLEL_COPIES)
-    statuses = sorted(str(r.status) if r.status is not None else f"error: {r.error}" for r in results)
-    evidence.note(f"{PARALLEL_COPIES} parallel copies: " + ", ".join(statuses))
-    codes = [reply_json(r.response).get("error_code") for r in results if r.response is not None and r.status != 200]
-    assert statuses.count("200") == 1, f"accepted {statuses.count('200')} of {PARALLEL_COPIES} copies"
-    assert codes == ["REPLAY_ATTACK"] * (PARALLEL_COPIES - 1)
-    assert len(server.readings(lab_device.device_id)) == len(REGISTERS)
-
-
-RATE_LIMIT = 3
+@pytest.mark.fails_with("replay-allowed-equal-nonce", "nonce-check-not-atomic")
+def test_parallel_copies_accepted_once(server_factory: ServerFactory, lab_device: DeviceIdentity, wire: WireProfile,
+                                       nonce_book: NonceBook, flood_allowed: None, evidence) -> None:
+    """In each of 6 trials, 32 copies of one valid packet sent at the same instant: exactly one is
+    accepted (at most one, by an external server whose rate limit may refuse a whole trial), every
+    other is refused (as replay, or rate-limited by an external server), and its readings are stored once (on the built-in server rate limiting is off, so only the replay check
+    stands between the copies and the database). A race is a matter of chance: one trial can miss it."""
+    server = server_factory.start(rate_limit=0, external_as_is=True)
+    attacker = Attacker(server, wire=wire)
+    allowed = {Outcome.ACCEPTED, Outcome.REPLAY} | ({Outcome.RATE_LIMITED} if not server.builtin else set())
+    first = nonce_book.block() + 1
+    trials = []
+    for nonce in range(first, first + RACE_TRIALS):
+        packet = valid_packet(attacker, lab_device, nonce)
+        results = attacker.replay(attacker.request(packet), times=PARALLEL_COPIES, parallel=PARALLEL_COPIES)
+        verdicts = [attacker.verdict(r) for r in results]
+        trials.append(sum(v.outcome is Outcome.ACCEPTED for v in verdicts))
+        odd = [v.describe() for v in verdicts if v.outcome not in allowed]
+        assert not odd, f"copies of nonce {nonce} refused otherwise than as replay: {odd[:3]}"
+    evidence.note(f"{RACE_TRIALS} trials of {PARALLEL_COPIES} parallel copies, accepted per trial: {trials}")
+    assert max(trials) <= 1, f"copies accepted per trial of {PARALLEL_COPIES}: {trials}"
+    # an external server's rate limit may refuse every copy of a later trial; some trial must test the race
+    assert trials == [1] * RACE_TRIALS if server.builtin else 1 in trials, f"copies accepted per trial: {trials}"
+    if server.builtin:
+        assert len(server.readings(lab_device.device_id)) == RACE_TRIALS * len(REGISTERS)
 
 
 @pytest.mark.stride("D", threat="a device (or its stolen key) floods the server")
 @pytest.mark.fails_with("no-rate-limit")
-def test_rate_limit_returns_429_with_retry_after(server_factory: ServerFactory, lab_device: DeviceIdentity,
-                                                 nonce_book: NonceBook) -> None:
-    """With a limit of 3 uploads per window, the 4th valid upload is 429 RATE_LIMIT_EXCEEDED with a
-    positive ``retry_after_seconds``, and is not stored."""
-    limited = server_factory.start(rate_limit=RATE_LIMIT)
-    client = Attacker(limited)
+def test_rate_limit_refuses_a_burst(server_factory: ServerFactory, lab_device: DeviceIdentity, wire: WireProfile,
+                                    nonce_book: NonceBook, flood_allowed: None, evidence) -> None:
+    """A burst of valid uploads one above the limit (3 per window on the built-in server, the profile's
+    declared limit on an external one) must meet a refusal as rate-limited, nothing after it is
+    accepted, and the refused upload is not stored (its nonce not taken)."""
+    limited = server_factory.start(rate_limit=RATE_LIMIT, external_as_is=True)
+    client = Attacker(limited, wire=wire)
+    limit = RATE_LIMIT if limited.builtin else (wire.limits.rate or RATE_LIMIT)
     first = nonce_book.block() + 1
-    for nonce in range(first, first + RATE_LIMIT):
-        reply = client.send(valid_packet(lab_device, nonce))
-        assert reply.status == 200, f"upload {nonce} within the limit: HTTP {reply.status} {reply.body[:200]!r}"
-    reply = client.send(valid_packet(lab_device, first + RATE_LIMIT))
-    doc = reply_json(reply)
-    assert (reply.status, doc.get("error_code")) == (429, "RATE_LIMIT_EXCEEDED"), doc
-    assert isinstance(doc.get("retry_after_seconds"), (int, float)) and doc["retry_after_seconds"] > 0, doc
-    assert limited.last_nonce(lab_device.device_id) == first + RATE_LIMIT - 1
+    seen, refused_at = [], None
+    for nonce in range(first, first + limit + 1):
+        verdict = outcome_of(wire, client.send(valid_packet(client, lab_device, nonce)))
+        seen.append(f"{nonce}: {verdict.outcome.value}")
+        if refused_at is None and verdict.outcome is Outcome.RATE_LIMITED:
+            refused_at = (nonce, verdict)
+        elif refused_at is not None and verdict.outcome is Outcome.ACCEPTED:
+            raise Finding(f"upload {nonce} accepted after the rate limit refused {refused_at[0]}: {seen}")
+    evidence.note(f"burst of {limit + 1} uploads: " + ", ".join(seen))
+    if refused_at is None:
+        raise Finding(f"{limit + 1} valid uploads in a burst (limit {limit} per {wire.limits.rate_window_s:g} s) "
+                      f"were never refused as rate-limited: {', '.join(seen)}")
+    if limited.builtin:
+        nonce, verdict = refused_at
+        assert nonce == first + RATE_LIMIT, seen
+        retry = verdict.fields.get("retry_after_seconds")
+        assert isinstance(retry, (int, float)) and retry > 0, verdict.describe()
+        assert limited.last_nonce(lab_device.device_id) == first + RATE_LIMIT - 1

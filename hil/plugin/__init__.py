@@ -27,6 +27,7 @@ pytest_plugins = [
     "hil.fixtures.attacker",
     "hil.fixtures.ota",
     "hil.fixtures.coap",
+    "hil.fixtures.wire",
 ]
 
 

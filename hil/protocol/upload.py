@@ -128,7 +128,7 @@ def build_packet(
         raise ValueError(f"nonce {nonce} is outside the u32 range the device stores")
     payload = seal_payload(compress(encode_readings(readings)), aes_key=aes_key, iv=iv)
     if timestamp is None:
-        timestamp = datetime.fromtimestamp(readings.timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        timestamp = iso_time(readings.timestamp)
     return UploadPacket(
         device_id=readings.device_id,
         nonce=nonce,
@@ -137,6 +137,11 @@ def build_packet(
         encrypted=aes_key is not None,
         timestamp=timestamp,
     )
+
+
+def iso_time(unix_time: int) -> str:
+    """*unix_time* as the envelope's ISO-8601 UTC ``timestamp``."""
+    return datetime.fromtimestamp(unix_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_packet(data: bytes | str | Mapping[str, Any]) -> UploadPacket:

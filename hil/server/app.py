@@ -45,7 +45,7 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
         defects=active,
         limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock),
     )
-    app.register_blueprint(upload.bp)
+    app.register_blueprint(upload.blueprint(config.wire))
     app.register_blueprint(admin.bp)
     app.extensions[ota.OTA_EXTENSION_KEY] = ota_packages
     app.register_blueprint(ota.bp)

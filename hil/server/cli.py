@@ -10,10 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
+from hil.protocol.upload import MAX_BODY_BYTES
 from hil.server.config import (
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT,
     DEFAULT_RATE_WINDOW_S,
+    DeviceKeys,
     DeviceRegistryError,
     ServerConfig,
     load_devices,
@@ -21,6 +23,8 @@ from hil.server.config import (
 from hil.server.defects import BY_NAME, describe_catalogue
 from hil.server.handle import ServerHandle
 from hil.server.tls import generate_test_pki
+from hil.wire.classifier import ProfileError
+from hil.wire.profile import DEFAULT_PROFILE, WireProfile, load_profile
 
 TOKEN_ENV = "HIL_ADMIN_TOKEN"
 
@@ -30,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "server",
         help="run the reference EcoWatt upload and OTA server",
-        description="Serve POST /api/upload/data, /api/ota/* and /api/admin/* (PROTOCOL.md). "
+        description="Serve the wire profile's upload route (POST /api/upload/data in ecowatt-api), /api/ota/* "
+        "and /api/admin/* (PROTOCOL.md). "
         "Prints its URL as the first line of stdout; SIGINT/SIGTERM stop it.",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
@@ -75,6 +80,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="run with a named server defect (repeatable; --list-defects)",
     )
+    p.add_argument(
+        "--wire-profile",
+        default=DEFAULT_PROFILE,
+        metavar="NAME|PATH",
+        help="the upload format to serve: a shipped wire profile (%(default)s, ecowatt-fw134; `hil wire list`) "
+        "or a profile .toml. A profile with one global key needs no --devices: its lab device is registered "
+        "with the profile's TEST ONLY key",
+    )
     p.add_argument("--list-defects", action="store_true", help="print the server defect catalogue and exit")
     p.add_argument(
         "--make-test-pki",
@@ -83,6 +96,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a TEST ONLY CA, server cert/key (and MITM ones) into DIR and exit",
     )
     p.set_defaults(func=run)
+
+
+def profile_registry(wire: WireProfile) -> dict[str, DeviceKeys]:
+    """The registry of a global-key profile without --devices: its default device with its TEST ONLY keys."""
+    assert wire.test_hmac_key is not None and wire.test_aes_key is not None  # a global profile has them
+    return {wire.default_device_id: DeviceKeys(wire.default_device_id, wire.test_hmac_key, wire.test_aes_key)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,9 +116,19 @@ def run(args: argparse.Namespace) -> int:
             f"{pki.server.key.name}, MITM CA {pki.mitm_ca_cert.name}"
         )
         return 0
+    try:
+        wire = load_profile(args.wire_profile)
+    except ProfileError as exc:
+        print(f"hil server: {exc}", file=sys.stderr)
+        return 2
+    needs_devices = wire.key_scope != "global"
     missing = [
         flag
-        for flag, value in (("--db", args.db), ("--devices", args.devices), ("--admin-token", args.admin_token))
+        for flag, value in (
+            ("--db", args.db),
+            ("--devices", args.devices or not needs_devices),
+            ("--admin-token", args.admin_token),
+        )
         if not value
     ]
     if missing:
@@ -109,12 +138,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig(
             db_path=args.db,
-            devices=load_devices(args.devices),
+            devices=load_devices(args.devices) if args.devices else profile_registry(wire),
             admin_token=args.admin_token,
             rate_limit=args.rate_limit,
             rate_window_s=args.rate_window,
             firmware_dir=args.firmware_dir,
             attacker_key=args.attacker_key,
+            wire=wire,
+            max_body_bytes=wire.limits.body_bytes or MAX_BODY_BYTES,
         )
         handle = ServerHandle(
             config, host=args.host, port=args.port, defects=args.defect, tls_cert=args.tls_cert, tls_key=args.tls_key

@@ -11,6 +11,7 @@ from typing import Any
 
 from hil.protocol.readings import valid_device_id
 from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, MAX_BODY_BYTES
+from hil.wire.profile import WireProfile, default_profile
 
 DEFAULT_PORT = 5001
 DEFAULT_RATE_LIMIT = 10  # uploads per device per window (PROTOCOL.md's documented default)
@@ -37,7 +38,8 @@ class ServerConfig:
     ``rate_limit`` uploads per ``rate_window_s`` per device; ``rate_limit=0`` disables limiting
     (benchmarks). ``firmware_dir`` holds the FOTA packages (``<dir>/<version>/``) the OTA endpoints
     offer; ``attacker_key`` is the untrusted key of the ``wrong_signing_key`` fault. ``clock`` is
-    monotonic seconds, injectable so tests need not wait a minute.
+    monotonic seconds, injectable so tests need not wait a minute. ``wire`` is the wire profile whose
+    upload route, envelope and replies it serves (``max_body_bytes`` stays the server's own limit).
     """
 
     db_path: Path
@@ -49,6 +51,7 @@ class ServerConfig:
     firmware_dir: Path | None = None
     attacker_key: Path | None = None  # signs the OTA fault wrong_signing_key; None: a throwaway key
     clock: Callable[[], float] = time.monotonic
+    wire: WireProfile = field(default_factory=default_profile)  # the upload format it speaks
 
     def __post_init__(self) -> None:
         if not self.admin_token:

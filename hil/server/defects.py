@@ -61,6 +61,19 @@ _DEFECTS: tuple[Defect, ...] = (
         "after a server restart every device is on first contact again and old packets replay",
     ),
     Defect(
+        "nonce-check-not-atomic",
+        "upload",
+        "the replay check reads the last nonce, the packet is processed and stored, and only then is the "
+        "nonce recorded (check-then-act): copies of one packet sent at once are all accepted",
+    ),
+    Defect(
+        "device-id-copy-unchecked",
+        "upload",
+        "the device id the packet is filed under (the ecowatt-fw134 URL path) is not compared with the copy "
+        "inside the MAC'd plaintext (the public EcoWatt server): a captured packet re-posted under another "
+        "device's id is stored as that device's readings",
+    ),
+    Defect(
         "plaintext-device-id-trusted",
         "upload",
         "readings are stored under the device id inside the decrypted plaintext instead of refusing a "

@@ -141,7 +141,12 @@ class ServerHandle:
             target=self._server.serve_forever, args=(POLL_INTERVAL_S,), name=f"hil-server-{self.port}", daemon=True
         )
         self._thread.start()
-        log.info("EcoWatt reference server on %s (defects: %s)", self.url, ", ".join(self.defects) or "none")
+        log.info(
+            "EcoWatt reference server on %s (wire profile %s, defects: %s)",
+            self.url,
+            self.config.wire.name,
+            ", ".join(self.defects) or "none",
+        )
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -13,6 +13,7 @@ from hil.server.config import ServerConfig
 from hil.server.defects import ServerDefects
 from hil.server.ratelimit import RateLimiter
 from hil.server.storage import Storage
+from hil.wire import replies
 
 EXTENSION_KEY = "hil.server"
 log = logging.getLogger("hil.server")
@@ -38,9 +39,13 @@ def server_state() -> ServerState:
 
 
 def error_response(code: ErrorCode, message: str, *, status: int | None = None, **extra: Any) -> Response:
-    """``{"status":"error","error_code":CODE,"message":..}`` plus *extra* fields, with the code's HTTP status."""
-    response = jsonify({"status": "error", "error_code": code.value, "message": message, **extra})
-    response.status_code = status or code.http_status
+    """The refusal in the server's wire profile (``ecowatt-api``: ``{"status":"error","error_code":CODE,
+    "message":..}`` plus *extra* fields), with the code's HTTP status unless the profile says another."""
+    http_status, body = replies.refusal(
+        server_state().config.wire, code.value, message, default_status=status or code.http_status, extra=extra
+    )
+    response = jsonify(body)
+    response.status_code = http_status
     return response
 
 

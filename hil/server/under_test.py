@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hil.protocol.upload import MAX_BODY_BYTES
 from hil.server.config import DEFAULT_RATE_LIMIT, DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.server.state import ServerState
 from hil.server.tls import TestPki
+from hil.wire.profile import WireProfile, default_profile
 
 ADMIN_TOKEN = "hil-fixture-admin-token"  # TEST ONLY: in-process servers on the bench network
 Tls = Literal["off", "on", "mitm"]
@@ -106,6 +108,7 @@ class ServerFactory:
     defects: tuple[str, ...] = ()
     external: ServerUnderTest | None = None
     host: str = "127.0.0.1"  # where built-in servers listen: an address the board reaches this host at
+    wire: WireProfile = field(default_factory=default_profile)  # the format built-in servers speak
     _started: list[ServerUnderTest] = field(default_factory=list)
 
     def start(
@@ -116,11 +119,15 @@ class ServerFactory:
         firmware_dir: Path | None = None,
         attacker_key: Path | None = None,
         db_name: str | None = None,
+        external_as_is: bool = False,
     ) -> ServerUnderTest:
         """A running server. ``tls="mitm"`` presents a certificate from a CA the board does not trust;
         ``firmware_dir`` holds the FOTA packages it offers (``hil.images.fota_build.firmware_dir_with``);
         ``attacker_key`` signs manifests under the ``wrong_signing_key`` fault. Anything but the defaults
-        needs the built-in server (the test skips against an external one)."""
+        needs the built-in server (the test skips against an external one), unless *external_as_is*:
+        the scenario then runs against the external server as it is configured."""
+        if self.external is not None and external_as_is:
+            return self.external
         if self.external is not None:
             # the external server is what it is: only a request it already satisfies can be served
             tls_ok = tls == "off" or (tls == "on" and self.external.scheme == "https")
@@ -138,6 +145,8 @@ class ServerFactory:
             rate_limit=rate_limit,
             firmware_dir=firmware_dir,
             attacker_key=attacker_key,
+            wire=self.wire,
+            max_body_bytes=self.wire.limits.body_bytes or MAX_BODY_BYTES,
         )
         pair = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}[tls]
         handle = ServerHandle(
@@ -151,7 +160,8 @@ class ServerFactory:
             handle.url,
             self.pki.ca_cert.read_text(encoding="ascii"),
             handle,
-            description=f"built-in reference server (tls {tls}, defects: {', '.join(self.defects) or 'none'})",
+            description=f"built-in reference server ({self.wire.name}, tls {tls}, "
+            f"defects: {', '.join(self.defects) or 'none'})",
         )
         self._started.append(server)
         return server

@@ -1,33 +1,47 @@
-"""Upload blueprint: ``POST /api/upload/data``, validated in PROTOCOL.md's order.
+"""Upload blueprint: the wire profile's upload route (``POST /api/upload/data`` in ``ecowatt-api``,
+``POST /aggregated/<device_id>`` in ``ecowatt-fw134``), validated in PROTOCOL.md's order whatever the format.
 
 body ≤ limit (413) → schema (400) → device known (404) → rate limit (429) → MAC, constant time (403)
-→ atomic compare-and-advance of the nonce (403 REPLAY_ATTACK) → unwrap and parse (400) → store (200).
-Unauthenticated input never changes state: the nonce moves only after the MAC verified.
+→ unwrap, parse and check the plaintext names the device (400) → atomic compare-and-advance of the
+nonce (403 REPLAY_ATTACK) → store (200). Unauthenticated input never changes state: the nonce moves
+only for a packet that is stored. (PROTOCOL.md puts the unwrap after the nonce; under a wire profile
+with one global key the MAC does not bind the device id, so a relabelled packet would burn the other
+device's nonce — found by the cross-device scenario under ``ecowatt-fw134``.) Statuses and bodies
+are the wire profile's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from typing import Any
+from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
-from hil.protocol.readings import decode_readings, valid_device_id
-from hil.protocol.upload import UploadPacket, check_readings_owner, open_payload, parse_packet, verify_mac
+from hil.protocol.readings import Readings, valid_device_id
+from hil.protocol.upload import UploadPacket, check_readings_owner
 from hil.server.config import DeviceKeys
 from hil.server.state import ServerState, reject, server_state
 from hil.server.storage import NonceDecision
+from hil.wire import replies
+from hil.wire.profile import WireProfile
 
-bp = Blueprint("upload", __name__)
 UPLOAD_PATH = "/api/upload/data"
 
 
-@bp.post(UPLOAD_PATH)
-def upload() -> Response:
-    """Accept one upload packet or reject it with the PROTOCOL.md error code."""
+def blueprint(profile: WireProfile) -> Blueprint:
+    """The upload route of *profile* (its ``{device_id}`` placeholder becomes a path segment)."""
+    bp = Blueprint("upload", __name__)
+    bp.add_url_rule(profile.upload_route.replace("{device_id}", "<device_id>"), view_func=upload, methods=["POST"])
+    return bp
+
+
+def upload(device_id: str | None = None) -> Response:
+    """Accept one upload packet or reject it with the profile's refusal for the PROTOCOL.md error code."""
     state = server_state()
+    wire = state.config.wire
     body = _read_body(state)
     if body is None:
         return reject(
@@ -42,20 +56,25 @@ def upload() -> Response:
         if "malformed-json-500" in state.defects:
             return _internal_error()
         return reject(exc.code, exc.message, device_id=None)
-    claimed = doc.get("device_id") if valid_device_id(doc.get("device_id")) else None
+    claimed = device_id if wire.device_id_in_path else doc.get("device_id")
+    claimed = claimed if valid_device_id(claimed) else None
     skip_mac = skip_nonce = False
     if "missing-fields-skip-checks" in state.defects:
         skip_mac, skip_nonce = doc.get("mac") is None, doc.get("nonce") is None
         doc = {**doc, "mac": "0" * 64 if skip_mac else doc.get("mac"), "nonce": 0 if skip_nonce else doc.get("nonce")}
     try:
-        packet = parse_packet(doc)
+        packet = wire.codec.parse(doc, path_device_id=claimed)
+        if wire.device_id_in_path and claimed is None:
+            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "device id in the path must be 1-32 chars of [A-Za-z0-9_-]")
     except ProtocolError as exc:
         if "field-type-errors-500" in state.defects:
             return _internal_error()
         return reject(exc.code, exc.message, device_id=claimed)
     device = state.config.devices.get(packet.device_id)
     if device is None and "unknown-device-accepted" in state.defects:
-        return _accept(state, DeviceKeys(packet.device_id, b"", b""), packet)
+        stranger = DeviceKeys(packet.device_id, b"", b"")
+        opened = _open(state, stranger, packet)
+        return opened if isinstance(opened, Response) else _store(state, packet, opened)
     if device is None:
         return reject(
             ErrorCode.DEVICE_NOT_FOUND, f"device {packet.device_id} is not registered", device_id=packet.device_id
@@ -71,29 +90,42 @@ def upload() -> Response:
                 detail=f"nonce {packet.nonce}; retry after {retry_after} s",
                 retry_after_seconds=retry_after,
             )
-    refusal = _authenticate(state, device, packet, skip_mac=skip_mac, skip_nonce=skip_nonce)
-    return refusal or _accept(state, device, packet)
+    outcome = _authenticate(state, device, packet, skip_mac=skip_mac, skip_nonce=skip_nonce)
+    return outcome if isinstance(outcome, Response) else _store(state, packet, outcome)
 
 
 def _authenticate(
     state: ServerState, device: DeviceKeys, packet: UploadPacket, *, skip_mac: bool, skip_nonce: bool
-) -> Response | None:
-    """MAC then nonce (or the defective nonce-then-MAC); a refusal response, or None when both pass."""
-    steps = [
-        lambda: None if skip_mac else _check_mac(device, packet),
+) -> Response | Readings:
+    """MAC, then the plaintext (unwrap, decode, owner), then the nonce: the nonce moves only for a packet
+    that will be stored. (Under one global key the MAC does not bind the device id, the plaintext does:
+    a relabelled packet must not burn another device's nonce.) The defect ``nonce-advanced-before-mac``
+    puts the nonce first. A refusal response, or the readings to store."""
+    opened: list[Readings] = []
+
+    def open_step() -> Response | None:
+        result = _open(state, device, packet)
+        if isinstance(result, Response):
+            return result
+        opened.append(result)
+        return None
+
+    steps: list[Callable[[], Response | None]] = [
+        lambda: None if skip_mac else _check_mac(state, device, packet),
+        open_step,
         lambda: None if skip_nonce else _advance_nonce(state, packet),
     ]
     if "nonce-advanced-before-mac" in state.defects:
-        steps.reverse()
+        steps.insert(0, steps.pop())
     for step in steps:
         refusal = step()
         if refusal is not None:
             return refusal
-    return None
+    return opened[0]
 
 
-def _check_mac(device: DeviceKeys, packet: UploadPacket) -> Response | None:
-    if verify_mac(device.hmac_key, packet):
+def _check_mac(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Response | None:
+    if state.config.wire.verify_mac(packet, hmac_key=device.hmac_key, aes_key=device.aes_key):
         return None
     return reject(
         ErrorCode.INVALID_HMAC,
@@ -105,7 +137,11 @@ def _check_mac(device: DeviceKeys, packet: UploadPacket) -> Response | None:
 
 def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
     allow_equal = "replay-allowed-equal-nonce" in state.defects
-    if "nonces-in-memory" in state.defects:
+    if "nonce-check-not-atomic" in state.defects:  # read and compare now; _store records it after storing
+        last = next((d["last_nonce"] for d in state.storage.devices() if d["device_id"] == packet.device_id), None)
+        ok = last is None or packet.nonce > last
+        decision = NonceDecision(True, None) if ok else NonceDecision(False, last)
+    elif "nonces-in-memory" in state.defects:
         decision = _memory_nonces().advance(packet.device_id, packet.nonce, allow_equal=allow_equal)
     else:
         decision = state.storage.advance_nonce(packet.device_id, packet.nonce, allow_equal=allow_equal)
@@ -121,20 +157,31 @@ def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
     )
 
 
-def _accept(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Response:
+def _open(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Response | Readings:
+    """Unwrap and decode the payload, and check it names the packet's device; a refusal or the readings."""
+    codec = state.config.wire.codec
     try:
-        readings = decode_readings(open_payload(packet, aes_key=device.aes_key))
-        if "plaintext-device-id-trusted" not in state.defects:  # the defect stores under the plaintext's id
+        readings = codec.decode_plaintext(codec.unwrap(packet, aes_key=device.aes_key))
+        if "device-id-copy-unchecked" in state.defects:  # the public fw134 server: stored under the path's id
+            readings = dataclasses.replace(readings, device_id=packet.device_id)
+        elif "plaintext-device-id-trusted" not in state.defects:  # the defect stores under the plaintext's id
             check_readings_owner(packet, readings)
     except ProtocolError as exc:
         return reject(exc.code, exc.message, device_id=packet.device_id, detail=f"nonce {packet.nonce}: {exc.message}")
+    return readings
+
+
+def _store(state: ServerState, packet: UploadPacket, readings: Readings) -> Response:
+    """Store an authenticated packet's readings and answer the profile's acceptance."""
     state.storage.store_readings(packet.nonce, readings)
-    result: dict[str, Any] = {
-        "status": "success",
-        "samples_received": len(readings.readings),
-        "nonce_updated": packet.nonce,
-    }
-    return jsonify(result)
+    if "nonce-check-not-atomic" in state.defects:  # check-then-act: copies that read the old nonce all get here
+        state.storage.advance_nonce(packet.device_id, packet.nonce, allow_equal=True)
+    status, body = replies.accepted(
+        state.config.wire, device_id=packet.device_id, nonce=packet.nonce, samples=len(readings.readings)
+    )
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 class _MemoryNonces:

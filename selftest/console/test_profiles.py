@@ -49,6 +49,13 @@ def test_idf_profile_matches_contract(event, line, fields):
     ("upload.ok", "[12:30:47] [UPLOAD    ] ✓ Upload successful (HTTP 200)", {"status": "200"}),
     ("ota.hash_mismatch", "[12:31:02] [OTA       ] ✗ Hash comparison result: MISMATCH", {}),
     ("ota.signature_invalid", "[12:31:03] [OTA       ] ✗ RSA signature verification failed", {}),
+    # the lines of firmware 1.3.4 (reference/ecowatt-fw134-wire.md "Device behaviour and logs")
+    ("nonce.loaded", "[00:00:02] [SECURITY  ] ✓ Initialized with nonce = 11001", {"nonce": "11001"}),
+    ("upload.rejected", "[12:30:47] [UPLOAD    ] ✗ Upload failed (HTTP 401)", {"status": "401"}),
+    ("ota.available", "[12:31:00] [OTA       ] ✓ New version: 1.3.5", {"version": "1.3.5"}),
+    ("ota.progress", "[12:31:01] [OTA       ] ✓ Progress: [ 50%]    1/   3 chunks",
+     {"percent": "50", "chunk": "1", "total": "3"}),
+    ("ota.rebooting", "[12:31:09] [OTA       ] ✓ Rebooting to apply update...", {}),
     ("rom.reset", "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)", {"code": "0xc"}),
 ])
 def test_arduino_profile(event, line, fields):

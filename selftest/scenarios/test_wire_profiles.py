@@ -1,0 +1,38 @@
+"""The scenarios written against outcomes run green in every shipped wire profile: the virtual board
+speaks the profile's format (provisioned through NVS ``ecowatt/wire``), the built-in server serves
+it, and the profile builds, parses and judges the packets. The default profile is the main run
+(``pytest tests``); this runs the others on the upload, server and network scenarios."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RUN_TIMEOUT = 600
+WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py")
+# What may skip, and why: a committed capture is in one format only.
+ALLOWED_SKIPS = ("the committed reference session is an ecowatt-api capture",
+                 "needs a sniffer")
+
+
+@pytest.mark.parametrize("profile", ["ecowatt-fw134"])
+def test_wire_scenarios_pass_in_profile(profile: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ESPTOOL_"))}
+    cmd = [sys.executable, "-m", "pytest", *WIRE_SCENARIOS, "-q", "-rs", "-p", "no:cacheprovider", "-n", "0",
+           "--hil-virtual", f"--hil-wire-profile={profile}", f"--hil-report-dir={tmp_path}",
+           f"--hil-logs-dir={tmp_path / 'logs'}"]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0, f"scenarios under {profile}:\n{result.stdout[-6000:]}"
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 30, summary
+    skipped = re.findall(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", result.stdout)
+    assert all(reason.startswith(ALLOWED_SKIPS) for reason in skipped), skipped
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "wire profile" in report and profile in report, "the report does not name the wire profile"
