@@ -65,6 +65,11 @@ class NonceBook:
         hint = mismatch_hint(
             verdict, method=request.method or "POST", path=request.target or "", profile=self.wire.name
         )
+        if verdict.outcome is Outcome.RATE_LIMITED:
+            hint = (
+                f"The server rate-limited the probe ({self.wire.limits.rate} per {self.wire.limits.rate_window_s:g} s "
+                "declared): wait for its window before the next run, or run fewer scenarios per window."
+            )
         raise pytest.UsageError(
             f"--hil-server-url {self.server.url}: cannot learn the last nonce of {device_id} "
             f"(wire profile {self.wire.name}); a signed probe got {verdict.describe()}. "

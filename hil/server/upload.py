@@ -50,6 +50,13 @@ def upload(device_id: str | None = None) -> Response:
             device_id=None,
             detail=f"content-length {request.content_length}",
         )
+    if request.mimetype != wire.content_type:  # the public fw134 server's first check too
+        return reject(
+            ErrorCode.INVALID_PAYLOAD,
+            f"Content-Type must be {wire.content_type}",
+            device_id=None,
+            detail=f"Content-Type {request.content_type or '(none)'}"[:120],
+        )
     try:
         doc = load_json_object(body, what="upload body")
     except ProtocolError as exc:
@@ -102,6 +109,9 @@ def _authenticate(
     a relabelled packet must not burn another device's nonce.) The defect ``nonce-advanced-before-mac``
     puts the nonce first. A refusal response, or the readings to store."""
     opened: list[Readings] = []
+    # The defect nonce-check-not-atomic reads the last nonce first (as a naive handler does before its
+    # MAC check) and records it only after storing: every copy that read the old value gets through.
+    read_early = _last_nonce(state, packet.device_id) if "nonce-check-not-atomic" in state.defects else None
 
     def open_step() -> Response | None:
         result = _open(state, device, packet)
@@ -113,7 +123,7 @@ def _authenticate(
     steps: list[Callable[[], Response | None]] = [
         lambda: None if skip_mac else _check_mac(state, device, packet),
         open_step,
-        lambda: None if skip_nonce else _advance_nonce(state, packet),
+        lambda: None if skip_nonce else _advance_nonce(state, packet, read_early),
     ]
     if "nonce-advanced-before-mac" in state.defects:
         steps.insert(0, steps.pop())
@@ -135,12 +145,15 @@ def _check_mac(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> 
     )
 
 
-def _advance_nonce(state: ServerState, packet: UploadPacket) -> Response | None:
+def _last_nonce(state: ServerState, device_id: str) -> int | None:
+    return next((d["last_nonce"] for d in state.storage.devices() if d["device_id"] == device_id), None)
+
+
+def _advance_nonce(state: ServerState, packet: UploadPacket, read_early: int | None) -> Response | None:
     allow_equal = "replay-allowed-equal-nonce" in state.defects
-    if "nonce-check-not-atomic" in state.defects:  # read and compare now; _store records it after storing
-        last = next((d["last_nonce"] for d in state.storage.devices() if d["device_id"] == packet.device_id), None)
-        ok = last is None or packet.nonce > last
-        decision = NonceDecision(True, None) if ok else NonceDecision(False, last)
+    if "nonce-check-not-atomic" in state.defects:  # compare with what was read early; _store records it
+        ok = read_early is None or packet.nonce > read_early
+        decision = NonceDecision(True, None) if ok else NonceDecision(False, read_early)
     elif "nonces-in-memory" in state.defects:
         decision = _memory_nonces().advance(packet.device_id, packet.nonce, allow_equal=allow_equal)
     else:

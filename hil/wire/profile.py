@@ -300,13 +300,15 @@ def _from_data(data: Mapping[str, Any], path: Path) -> WireProfile:
         flags=tuple(_list(env, "flags", src)),
         compresses=bool(env.get("compress", False)),
         limits=Limits(
-            int(limits.get("body_bytes", 0)), int(limits.get("rate", 0)), float(limits.get("rate_window_s", 60))
+            int(_number(limits, "body_bytes", 0, src)),
+            int(_number(limits, "rate", 0, src)),
+            _number(limits, "rate_window_s", 60, src),
         ),
         nonce=NonceRules(
-            provisioned=int(nonce.get("provisioned", 0)),
-            boot_floor=int(nonce.get("boot_floor", 0)),
-            maximum=int(nonce.get("max", 2**32 - 1)),
-            probe=int(nonce.get("probe", 0)),
+            provisioned=int(_number(nonce, "provisioned", 0, src)),
+            boot_floor=int(_number(nonce, "boot_floor", 0, src)),
+            maximum=int(_number(nonce, "max", 2**32 - 1, src)),
+            probe=int(_number(nonce, "probe", 0, src)),
             learn_field=_str(nonce, "learn_field", src),
             learn_pattern=nonce.get("learn_pattern"),
         ),
@@ -351,6 +353,13 @@ def _str(table: Mapping[str, Any], key: str, src: str) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise ProfileError(f"{src}: {key} must be a non-empty string")
+    return value
+
+
+def _number(table: Mapping[str, Any], key: str, default: float, src: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ProfileError(f"{src}: {key} must be a non-negative number, not {value!r}")
     return value
 
 
