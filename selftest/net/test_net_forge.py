@@ -9,7 +9,7 @@ import pytest
 
 from hil.net.forge import Forger, other_device_id
 from hil.net.http import parse_message
-from hil.protocol.readings import Reading, Readings
+from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.protocol.upload import NONCE_MAX, build_packet, open_packet, parse_packet, verify_mac
 from hil.server.config import DeviceKeys
 from hil.wire.profile import load_profile
@@ -75,3 +75,32 @@ def test_mutation_table_names_are_unique_and_resigned_ones_verify() -> None:
     assert not any(verify_mac(KEY, f.packet) for f in table
                    if not f.resigned and f.name.startswith(("mac-", "payload", "nonce-old")))
     assert len(forge.mutations(PACKET, key=None)) == 2 + 8
+
+
+FW134 = load_profile("ecowatt-fw134")
+READINGS_FW134 = Readings("ESP32_001", 1_764_547_200, tuple(Reading(r, 100.0 + i) for i, r in enumerate(REGISTERS)))
+FW134_KEYS = DeviceKeys("ESP32_001", FW134.test_hmac_key or b"", FW134.test_aes_key or b"")
+
+
+@pytest.mark.parametrize("encrypt", [False, True], ids=["plain", "encrypted"])
+def test_fw134_mutation_table_follows_the_profile(encrypt: bool) -> None:
+    """Under ecowatt-fw134 the table forges what that envelope holds (no compression_type, the device
+    id in the path, ``compressed`` turned on); resigned forgeries verify under the format's MAC (over
+    the decrypted plaintext when encrypted), kept-MAC changes of MAC'd data do not."""
+    fw = Forger(FW134)
+    sent = fw.craft("ESP32_001", 11001, READINGS_FW134, key=FW134_KEYS, encrypt=encrypt)
+    assert FW134.verify_mac(sent, hmac_key=FW134_KEYS.hmac_key, aes_key=FW134_KEYS.aes_key)
+    table = {f.name: f for f in fw.mutations(sent, key=FW134_KEYS)}
+    assert {"flags-compressed-keep-mac", "flags-encrypted-keep-mac", "device-id-keep-mac"} <= set(table)
+    assert not any("uncompressed" in name for name in table)
+
+    def verifies(name: str) -> bool:
+        packet = table[name].packet
+        return FW134.verify_mac(packet, hmac_key=FW134_KEYS.hmac_key, aes_key=FW134_KEYS.aes_key)
+    for name in ("nonce-old", "nonce-huge", "payload-byte", "payload-last-byte"):
+        assert not verifies(f"{name}-keep-mac"), name
+    for name in ("nonce-old", "nonce-huge", "device-id") + (() if encrypt else ("payload-byte",)):
+        assert verifies(f"{name}-resigned"), name
+    assert table["device-id-keep-mac"].packet.device_id == "ESP32_001X" and verifies("device-id-keep-mac")
+    request = fw.request(table["device-id-keep-mac"].packet, host="127.0.0.1:5001")
+    assert request.target == "/aggregated/ESP32_001X" and b"device_id" not in request.body.split(b'"payload"')[0]
