@@ -56,10 +56,13 @@ class UpdateServerFactory:
 
     def start(self, *images: str, **server_options: Any) -> UpdateServer:
         """A built-in server offering the FOTA packages of ``images`` (``"app-v2"``, ``"downgrade"``...);
-        its ``wrong_signing_key`` fault signs with the lab's attacker key."""
+        its ``wrong_signing_key`` fault signs with the lab's attacker key, fw134's signatures with the FOTA key."""
         self._count += 1
         fw_dir = firmware_dir_with(self.firmware, images, self.workdir / f"firmware-{self._count}")
         server = self.servers.start(
-            firmware_dir=fw_dir, attacker_key=self.firmware.path("attacker-key"), **server_options
+            firmware_dir=fw_dir,
+            attacker_key=self.firmware.path("attacker-key"),
+            fota_signing_key=self.firmware.path("fota-signing-key"),  # ecowatt-fw134 signs when it serves
+            **server_options,
         )
         return UpdateServer(server, {image: str(self.firmware.get(image).version) for image in images})

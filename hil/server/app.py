@@ -2,7 +2,8 @@
 
 ``create_app`` loads the FOTA packages and opens the database (its only I/O); the caller owns the app
 and must call :func:`close_app` (``ServerHandle`` does). Blueprints: upload, admin and OTA; they read
-their state through ``hil.server.state.server_state()`` (OTA also ``hil.server.ota.ota_state()``).
+their state through ``hil.server.state.server_state()`` (OTA also ``hil.server.ota.ota_state()``). The
+OTA blueprint is the profile's: PROTOCOL.md's (``hil.server.ota``) or ``ecowatt-fw134``'s (``hil.server.ota_fw134``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from hil.protocol.errors import ErrorCode
-from hil.server import admin, ota, upload
+from hil.server import admin, ota, ota_fw134, upload
 from hil.server.config import ServerConfig
 from hil.server.defects import ServerDefects
 from hil.server.ratelimit import RateLimiter
@@ -33,6 +34,8 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
     """Build the server app on *config*, with the named server *defects* active (see ``hil.server.defects``)."""
     active = ServerDefects(defects)  # validate before touching the database
     ota_packages = ota.load_ota_state(config)  # a broken firmware dir stops the start, before the database opens
+    fw134_ota = config.wire.ota.get("chunk_transport") == ota_fw134.CHUNK_TRANSPORT
+    fw134_packages = ota_fw134.load_fw134_state(config, ota_packages) if fw134_ota else None  # needs the key
     storage = Storage(config.db_path).open()
     storage.register_devices(config.devices)
     app = Flask("hil.server")
@@ -48,7 +51,11 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
     app.register_blueprint(upload.blueprint(config.wire))
     app.register_blueprint(admin.bp)
     app.extensions[ota.OTA_EXTENSION_KEY] = ota_packages
-    app.register_blueprint(ota.bp)
+    if fw134_packages is None:
+        app.register_blueprint(ota.bp)
+    else:  # the profile's OTA format: base64 chunks in JSON inside sessions (hil.server.ota_fw134)
+        app.extensions[ota_fw134.EXTENSION_KEY] = fw134_packages
+        app.register_blueprint(ota_fw134.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "e.g. firmware_builds/keys/attacker-key.pem",
     )
     p.add_argument(
+        "--fota-signing-key",
+        type=Path,
+        help="the RSA key the FOTA packages were signed with; needed by --wire-profile ecowatt-fw134, "
+        "whose OTA signs with PKCS#1 v1.5 when it serves (firmware_builds/keys/fota-signing-key.pem)",
+    )
+    p.add_argument(
         "--rate-limit",
         type=int,
         default=DEFAULT_RATE_LIMIT,
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             rate_window_s=args.rate_window,
             firmware_dir=args.firmware_dir,
             attacker_key=args.attacker_key,
+            fota_signing_key=args.fota_signing_key,
             wire=wire,
             max_body_bytes=wire.limits.body_bytes or MAX_BODY_BYTES,
         )

@@ -37,7 +37,9 @@ class ServerConfig:
 
     ``rate_limit`` uploads per ``rate_window_s`` per device; ``rate_limit=0`` disables limiting
     (benchmarks). ``firmware_dir`` holds the FOTA packages (``<dir>/<version>/``) the OTA endpoints
-    offer; ``attacker_key`` is the untrusted key of the ``wrong_signing_key`` fault. ``clock`` is
+    offer; ``attacker_key`` is the untrusted key of the ``wrong_signing_key`` fault; ``fota_signing_key``
+    the key the packages were signed with (a format that signs when it serves, ``ecowatt-fw134``'s
+    PKCS#1 v1.5, needs it). ``clock`` is
     monotonic seconds, injectable so tests need not wait a minute. ``wire`` is the wire profile whose
     upload route, envelope and replies it serves (``max_body_bytes`` stays the server's own limit).
     """
@@ -50,6 +52,7 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     firmware_dir: Path | None = None
     attacker_key: Path | None = None  # signs the OTA fault wrong_signing_key; None: a throwaway key
+    fota_signing_key: Path | None = None  # TEST ONLY FOTA key; fw134 OTA signs the packages' digests with it
     clock: Callable[[], float] = time.monotonic
     wire: WireProfile = field(default_factory=default_profile)  # the upload format it speaks
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,11 +86,12 @@ def ota_state() -> OtaState:
     return current_app.extensions[OTA_EXTENSION_KEY]
 
 
-def _active(names: tuple[str, ...]) -> list[faults.Fault]:
+def active_faults(names: tuple[str, ...]) -> list[faults.Fault]:
+    """The active, well-formed faults called one of *names*."""
     return faults.known_faults(server_state().storage.active_faults(), names)
 
 
-def _known_device(device_id: str) -> Response | None:
+def known_device(device_id: str) -> Response | None:
     """A rejection for an unusable device id, or None."""
     if not valid_device_id(device_id):
         return reject(
@@ -109,32 +110,27 @@ def _known_device(device_id: str) -> Response | None:
     return None
 
 
-@bp.get("/check/<device_id>")
-def check(device_id: str) -> Response:
-    """``?version=V`` → the highest package newer than V (or what ``offer_version`` forces)."""
-    refusal = _known_device(device_id)
+def checked_version(device_id: str) -> tuple[str, tuple[int, int, int]] | Response:
+    """A check request's ``?version=`` of a registered *device_id*: (as given, parsed), or the refusal."""
+    refusal = known_device(device_id)
     if refusal is not None:
         return refusal
     current = request.args.get("version", "")
     try:
-        running = parse_version(current)
+        return current, parse_version(current)
     except FotaFormatError as exc:
         return reject(ErrorCode.INVALID_PAYLOAD, f"query parameter version: {exc}", device_id=device_id)
+
+
+@bp.get("/check/<device_id>")
+def check(device_id: str) -> Response:
+    """``?version=V`` → the highest package newer than V (or what ``offer_version`` forces)."""
+    checked = checked_version(device_id)
+    if isinstance(checked, Response):
+        return checked
+    current, running = checked
     packages = ota_state().packages
-    offered = None
-    for fault in _active(faults.CHECK_FAULTS):
-        if fault.params["version"] in packages:
-            offered = fault.params["version"]
-            log.info("OTA fault offer_version: offering %s to %s (running %s)", offered, device_id, current)
-        else:
-            log.warning(
-                "OTA fault offer_version %r: no such package (have %s)",
-                fault.params["version"][:40],
-                ", ".join(packages) or "none",
-            )
-    if offered is None:
-        newer = [v for v in packages if parse_version(v) > running]
-        offered = max(newer, key=parse_version) if newer else None
+    offered = offered_version(packages, running, device_id=device_id)
     if offered is None:
         return jsonify({"update_available": False, "current_version": current})
     return jsonify(
@@ -145,6 +141,26 @@ def check(device_id: str) -> Response:
             "manifest_url": f"/api/ota/manifest/{offered}",
         }
     )
+
+
+def offered_version(packages: Mapping[str, object], running: tuple[int, int, int], *, device_id: str) -> str | None:
+    """The version a check from *device_id* running *running* is offered: the ``offer_version``
+    fault's (even an older one), else the highest newer package, else None."""
+    offered = None
+    for fault in active_faults(faults.CHECK_FAULTS):
+        if fault.params["version"] in packages:
+            offered = fault.params["version"]
+            log.info("OTA fault offer_version: offering %s to %s (running %s)", offered, device_id, running)
+        else:
+            log.warning(
+                "OTA fault offer_version %r: no such package (have %s)",
+                fault.params["version"][:40],
+                ", ".join(packages) or "none",
+            )
+    if offered is None:
+        newer = [v for v in packages if parse_version(v) > running]
+        offered = max(newer, key=parse_version) if newer else None
+    return offered
 
 
 def _package(version: str, code: ErrorCode) -> FotaPackage | Response:
@@ -166,17 +182,32 @@ def manifest(version: str) -> Response:
     if isinstance(package, Response):
         return package
     doc = package.manifest.to_dict()
-    for fault in _active(faults.MANIFEST_FAULTS):
+    digest, signature = signed_fields_under_faults(
+        version,
+        doc["sha256_hash"],
+        bytes.fromhex(doc["rsa_signature"]),
+        sign_digest=lambda digest, key: sign_plaintext(digest, key, prehashed=True),
+    )
+    doc["sha256_hash"], doc["rsa_signature"] = digest, signature.hex()
+    return jsonify(doc)
+
+
+def signed_fields_under_faults(
+    version: str, sha256_hash: str, signature: bytes, *, sign_digest: Callable[[bytes, rsa.RSAPrivateKey], bytes]
+) -> tuple[str, bytes]:
+    """(sha256 hex, signature) of *version* as the active manifest faults make them; *sign_digest*
+    is the format's signature scheme over a digest (``wrong_signing_key`` signs the true digest)."""
+    true_digest = bytes.fromhex(sha256_hash)
+    for fault in active_faults(faults.MANIFEST_FAULTS):
         log.info("OTA fault %s on the manifest of %s", fault.name, version)
         if fault.name == "wrong_signing_key":
             # Signed over the true digest: only the key is wrong, the signature is well formed.
-            digest = bytes.fromhex(package.manifest.sha256_hash)
-            doc["rsa_signature"] = sign_plaintext(digest, ota_state().attacker_key(), prehashed=True).hex()
+            signature = sign_digest(true_digest, ota_state().attacker_key())
         elif fault.name == "bad_signature":
-            doc["rsa_signature"] = faults.flip_signature(doc["rsa_signature"])
+            signature = bytes.fromhex(faults.flip_signature(signature.hex()))
         elif fault.name == "bad_hash":
-            doc["sha256_hash"] = faults.other_digest(doc["sha256_hash"])
-    return jsonify(doc)
+            sha256_hash = faults.other_digest(sha256_hash)
+    return sha256_hash, signature
 
 
 @bp.get("/download/<version>/<n>")
@@ -193,22 +224,30 @@ def download(version: str, n: str) -> Response:
             device_id=None,
             detail=f"GET {request.path[:100]}",
         )
-    data = package.chunk(index)
-    for fault in faults.for_chunk(_active(faults.CHUNK_FAULTS), index):
+    data, drop = chunk_under_faults(package.chunk(index), index, version)
+    if drop:
+        return dropped_response(data)
+    return Response(data, mimetype="application/octet-stream")
+
+
+def chunk_under_faults(data: bytes, index: int, version: str) -> tuple[bytes, bool]:
+    """(chunk *index* of *version* as the active chunk faults make it, whether to drop the connection
+    while sending it). A delay is waited here; a drop is consumed (``times``) here."""
+    drop = False
+    for fault in faults.for_chunk(active_faults(faults.CHUNK_FAULTS), index):
         log.info("OTA fault %s on chunk %d of %s", fault.name, index, version)
         if fault.name == "delay_chunk":
             threading.Event().wait(fault.params["ms"] / 1000)  # the injected delay itself, not a synchronisation
         elif fault.name == "drop_connection":
-            if server_state().storage.consume_fault(fault.id):
-                return _dropped(data)
+            drop = drop or server_state().storage.consume_fault(fault.id)
         elif fault.name == "corrupt_chunk":
             data = faults.corrupt(data)
         elif fault.name == "truncate_chunk":
             data = faults.truncate(data, fault.params)
-    return Response(data, mimetype="application/octet-stream")
+    return data, drop
 
 
-def _dropped(data: bytes) -> Response:
+def dropped_response(data: bytes, mimetype: str = "application/octet-stream") -> Response:
     """A response whose Content-Length promises ``data`` but which sends half and shuts the TCP
     connection, so the client sees a connection error / IncompleteRead, never a clean 200. The
     server then closes that connection (no ``Connection: close`` announces it: a drop is a surprise)."""
@@ -223,7 +262,7 @@ def _dropped(data: bytes) -> Response:
             except OSError:
                 pass  # the client already went away: the connection is down either way
 
-    response = Response(body(), mimetype="application/octet-stream", direct_passthrough=True)
+    response = Response(body(), mimetype=mimetype, direct_passthrough=True)
     response.headers["Content-Length"] = str(len(data))
     return response
 
@@ -243,7 +282,7 @@ def status() -> Response:
     except ProtocolError as exc:
         claimed = doc.get("device_id")
         return reject(exc.code, exc.message, device_id=claimed if valid_device_id(claimed) else None)
-    refusal = _known_device(report["device_id"])
+    refusal = known_device(report["device_id"])
     if refusal is not None:
         return refusal
     server_state().storage.record_ota_status(device_id=report["device_id"], peer=request.remote_addr, report=report)

@@ -49,11 +49,14 @@ def error_response(code: ErrorCode, message: str, *, status: int | None = None, 
     return response
 
 
-def reject(code: ErrorCode, message: str, *, device_id: str | None, detail: str = "", **extra: Any) -> Response:
-    """Record a security event for the current request and answer with the error response."""
+def reject(
+    code: ErrorCode, message: str, *, device_id: str | None, detail: str = "", status: int | None = None, **extra: Any
+) -> Response:
+    """Record a security event for the current request and answer with the error response (with
+    *status* instead of the code's own, where a format answers that code otherwise)."""
     peer = request.remote_addr
     state = server_state()
     # Event detail is ours (bounded, no key material); attacker strings are never echoed in full.
     state.storage.record_event(device_id=device_id, peer=peer, code=code.value, detail=(detail or message)[:500])
     log.info("rejected %s %s from %s (device %s): %s", request.method, request.path, peer, device_id or "-", code.value)
-    return error_response(code, message, **extra)
+    return error_response(code, message, status=status, **extra)

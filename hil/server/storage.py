@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS faults (id INTEGER PRIMARY KEY, name TEXT NOT NULL, p
 CREATE TABLE IF NOT EXISTS ota_status (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, device_id TEXT NOT NULL, peer TEXT, firmware_version TEXT NOT NULL,
     status TEXT NOT NULL, progress_percent REAL, error_code TEXT, error_message TEXT, old_version TEXT,
-    rolled_back_to TEXT);
+    rolled_back_to TEXT, fw134_phase TEXT);
 CREATE INDEX IF NOT EXISTS ota_status_device ON ota_status (device_id, id);
 """
 OTA_STATUS_FIELDS = (
@@ -43,6 +43,7 @@ OTA_STATUS_FIELDS = (
     "error_message",
     "old_version",
     "rolled_back_to",
+    "fw134_phase",  # the ecowatt-fw134 progress phase or complete status the report was normalised from
 )
 BUSY_TIMEOUT_MS = 10_000
 
@@ -72,6 +73,9 @@ class Storage:
             if mode.lower() != "wal":
                 raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode}); use a local filesystem")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(ota_status)")}
+            if "fw134_phase" not in columns:  # a database made before ecowatt-fw134 OTA reports
+                db.execute("ALTER TABLE ota_status ADD COLUMN fw134_phase TEXT")
         return self
 
     def close(self) -> None:

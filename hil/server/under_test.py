@@ -118,12 +118,14 @@ class ServerFactory:
         rate_limit: int = DEFAULT_RATE_LIMIT,
         firmware_dir: Path | None = None,
         attacker_key: Path | None = None,
+        fota_signing_key: Path | None = None,
         db_name: str | None = None,
         external_as_is: bool = False,
     ) -> ServerUnderTest:
         """A running server. ``tls="mitm"`` presents a certificate from a CA the board does not trust;
         ``firmware_dir`` holds the FOTA packages it offers (``hil.images.fota_build.firmware_dir_with``);
-        ``attacker_key`` signs manifests under the ``wrong_signing_key`` fault. Anything but the defaults
+        ``attacker_key`` signs manifests under the ``wrong_signing_key`` fault; ``fota_signing_key`` is the
+        key the packages were built with (``ecowatt-fw134`` signs with it when it serves). Anything but the defaults
         needs the built-in server (the test skips against an external one), unless *external_as_is*:
         the scenario then runs against the external server as it is configured."""
         if self.external is not None and external_as_is:
@@ -145,6 +147,7 @@ class ServerFactory:
             rate_limit=rate_limit,
             firmware_dir=firmware_dir,
             attacker_key=attacker_key,
+            fota_signing_key=fota_signing_key,
             wire=self.wire,
             max_body_bytes=self.wire.limits.body_bytes or MAX_BODY_BYTES,
         )

@@ -47,6 +47,7 @@ class FotaMaterial(NamedTuple):
     fota_key: bytes
     public_pem: bytes
     plaintexts: dict[str, bytes]
+    signing_key: Path  # the throwaway FOTA signing key (PEM), for formats that sign when they serve
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +64,9 @@ def fota(tmp_path_factory: pytest.TempPathFactory) -> FotaMaterial:
     out = tmp_path_factory.mktemp("firmware")
     for version, plaintext in plaintexts.items():
         build_package(plaintext, version, signing_key_pem=pem, fota_key=fota_key, out_dir=out)
-    return FotaMaterial(out, fota_key, public, plaintexts)
+    signing_key = tmp_path_factory.mktemp("fota-keys") / "fota-signing-key.pem"
+    signing_key.write_bytes(pem)
+    return FotaMaterial(out, fota_key, public, plaintexts, signing_key)
 
 
 @pytest.fixture
