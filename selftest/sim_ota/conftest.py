@@ -161,33 +161,37 @@ def make_ota_server(tmp_path: Path, identity: DeviceIdentity, pki: TestPki,  # n
         handle.stop()
 
 
-def provision(flash: FakeFlash, nvs_image: bytes, url: str, **settings: int) -> None:
-    """The factory NVS partition with ``server_url`` = ``url`` and u32 ``settings``."""
+def provision(flash: FakeFlash, nvs_image: bytes, url: str, wire: str | None = None, **settings: int) -> None:
+    """The factory NVS partition with ``server_url`` = ``url``, ``wire`` (None: absent, i.e. ecowatt-api)
+    and u32 ``settings``."""
     _write(flash, LAYOUT.nvs, nvs_image)
     writer = nvs.NvsWriter(flash, LAYOUT.nvs, LAYOUT.nvs_size)
     writer.set(NAMESPACE, "server_url", url, nvs.ItemType.SZ)
+    if wire is not None:
+        writer.set(NAMESPACE, "wire", wire, nvs.ItemType.SZ)
     for key, value in settings.items():
         writer.set(NAMESPACE, key, value, nvs.ItemType.U32)
 
 
-def install_board(flash: FakeFlash, images: OtaImages, nvs_image: bytes, url: str, primary: str = "v1") -> None:
+def install_board(flash: FakeFlash, images: OtaImages, nvs_image: bytes, url: str, primary: str = "v1",
+                  wire: str | None = None) -> None:
     """Bootloader, ``primary`` in slot 0 and a provisioned NVS partition, as ``hil flash`` leaves a board."""
     _write(flash, LAYOUT.bootloader, images.bootloader)
     _write(flash, LAYOUT.primary_slot, images.signed[primary])
-    provision(flash, nvs_image, url)
+    provision(flash, nvs_image, url, wire)
 
 
 @pytest.fixture
 def make_ota_device(nvs_image: bytes, ota_images: OtaImages  # noqa: F811
                     ) -> Iterator[Callable[..., tuple[ThreadedRuntime, Device]]]:
-    """``make_ota_device(url, defects=(), running="v1")``: the app of ``running`` started on a
+    """``make_ota_device(url, defects=(), running="v1", wire=None)``: the app of ``running`` started on a
     provisioned flash (slot 0 left erased: nothing here boots). Runtimes are halted at teardown."""
     runtimes: list[ThreadedRuntime] = []
 
-    def factory(url: str, defects: tuple[str, ...] = (), running: str = "v1",
+    def factory(url: str, defects: tuple[str, ...] = (), running: str = "v1", wire: str | None = None,
                 **settings: int) -> tuple[ThreadedRuntime, Device]:
         flash = FakeFlash()
-        provision(flash, nvs_image, url, **settings)
+        provision(flash, nvs_image, url, wire, **settings)
         rt = ThreadedRuntime(flash, defects)
         runtimes.append(rt)
         return rt, start(rt, ota_images.booted(running))
@@ -195,3 +199,16 @@ def make_ota_device(nvs_image: bytes, ota_images: OtaImages  # noqa: F811
     yield factory
     for rt in runtimes:
         rt.halt()
+
+
+@pytest.fixture
+def make_board(ota_images: OtaImages, nvs_image: bytes) -> Callable[..., FakeFlash]:  # noqa: F811
+    """``make_board(url, wire=None)``: a flash as :func:`install_board` leaves it (boot it with
+    ``sim_boot.fakes.boot``)."""
+
+    def factory(url: str, wire: str | None = None) -> FakeFlash:
+        flash = FakeFlash()
+        install_board(flash, ota_images, nvs_image, url, wire=wire)
+        return flash
+
+    return factory

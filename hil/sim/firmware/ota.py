@@ -1,13 +1,15 @@
-"""The device's OTA update (PROTOCOL.md "Firmware over the air"): the ``ota check`` console command
-and the periodic check task.
+"""The device's OTA update (PROTOCOL.md "Firmware over the air", or the provisioned wire format's:
+:mod:`hil.sim.firmware.ota_formats`): the ``ota check`` console command and the periodic check task.
 
-check → refuse a version ≤ the running one (``DOWNGRADE_REFUSED``) → manifest → erase the secondary
-slot → download the chunks in order over one kept-alive connection (a failed chunk is tried up to
-:data:`MAX_CHUNK_ATTEMPTS` times, each retry on a new connection, resuming at the chunk that failed),
-decrypting AES-256-CBC as one stream and writing the plaintext into the slot as it comes → SHA-256
-of the slot, then RSASSA-PSS over it with the FOTA key the running image carries → record the
-attempt in NVS, ``boot_set_pending`` (test swap), reboot. Any failure erases the secondary slot, is
-logged and reported, and the running image stays.
+check → refuse a version ≤ the running one (``DOWNGRADE_REFUSED``) → manifest (fw134: initiate) →
+erase the secondary slot → download the chunks in order over one kept-alive connection (a failed
+chunk is tried up to :data:`MAX_CHUNK_ATTEMPTS` times, each retry on a new connection, resuming at
+the chunk that failed), decrypting AES-256-CBC as one stream and writing the plaintext into the slot
+as it comes (fw134: the first bytes must be the MCUboot image magic) → SHA-256 of the slot, then the
+format's RSA signature over it (PSS; fw134: PKCS#1 v1.5) with the FOTA key the running image carries
+→ record the attempt in NVS, ``boot_set_pending`` (test swap), reboot. Any failure erases the
+secondary slot, is logged and reported, and the running image stays. The flow is the same for every
+format: only the client (requests, parsing, which reports) and the signature scheme differ.
 What happens after the reboot (self-test, confirm, rolled-back report) is :mod:`ota_boot`.
 
 Defects honoured here: ``ota-skip-hash``, ``ota-skip-signature`` (:func:`_verify`),
@@ -22,7 +24,6 @@ import hmac
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, padding, serialization
-from cryptography.hazmat.primitives.asymmetric import padding as asym
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -37,15 +38,17 @@ from hil.sim.firmware.ota_client import (
     DOWNGRADE_REFUSED,
     DOWNLOAD_FAILED,
     HASH_MISMATCH,
+    NOT_PROVISIONED,
     SIGNATURE_INVALID,
     TAG,
     Manifest,
     Offer,
-    OtaClient,
     OtaReplyError,
     parse_version,
 )
+from hil.sim.firmware.ota_formats import OtaChannel, OtaFormat, SignatureScheme, format_of
 from hil.sim.firmware.timer import PeriodicTask
+from hil.sim.firmware.upload_formats import unknown_format_error
 from hil.sim.runtime import Reboot, Runtime
 
 FOTA_KEY_BYTES = 32
@@ -107,16 +110,22 @@ def _check(device: Device, timeout: float) -> str:
         # Its predecessor waits in the secondary slot for a revert: erasing it would leave nothing to go back to.
         log.e(TAG, f"Update check refused: running image {device.version} is not confirmed yet")
         return "error"
+    ident = device.identity
+    wire = format_of(ident) if ident is not None else None
     try:
-        client = OtaClient(device, timeout)
+        if ident is None:
+            raise ValueError(NOT_PROVISIONED)
+        if wire is None:
+            raise ValueError(unknown_format_error(ident))
+        client = wire.open(device, timeout)
     except ValueError as exc:
         log.e(TAG, f"Update check failed: {exc}")
         return "error"
     with client:  # one kept-alive connection for the whole update, closed however it ends (Reboot too)
-        return _update(device, client)
+        return _update(device, wire, client)
 
 
-def _update(device: Device, client: OtaClient) -> str:
+def _update(device: Device, wire: OtaFormat, client: OtaChannel) -> str:
     log, rt = device.log, device.rt
     try:
         log.i(TAG, f"Checking for updates at {client.check_url(device.version)}")
@@ -133,14 +142,14 @@ def _update(device: Device, client: OtaClient) -> str:
     log.i(TAG, f"Update available: version {offer.version} ({offer.file_size} bytes)")
     slot = SecondarySlot(rt)
     try:
-        _install(device, client, offer, slot)
+        _install(device, wire, client, offer, slot)
     except OtaError as exc:
         _fail(device, client, offer.version, slot, exc)
         return exc.code
     raise AssertionError("unreachable: _install ends by Reboot or OtaError")
 
 
-def _install(device: Device, client: OtaClient, offer: Offer, slot: SecondarySlot) -> None:
+def _install(device: Device, wire: OtaFormat, client: OtaChannel, offer: Offer, slot: SecondarySlot) -> None:
     _refuse_downgrade(device, offer.version)
     key = _fota_public_key(device)
     ident = device.identity
@@ -150,7 +159,7 @@ def _install(device: Device, client: OtaClient, offer: Offer, slot: SecondarySlo
     try:
         manifest = client.manifest(offer)
     except (net.NetError, OtaReplyError) as exc:
-        raise OtaError(DOWNLOAD_FAILED, f"manifest: {getattr(exc, 'reason', exc)}") from None
+        raise OtaError(DOWNLOAD_FAILED, f"{wire.prepare_step}: {getattr(exc, 'reason', exc)}") from None
     if manifest.version != offer.version:
         raise OtaError(DOWNLOAD_FAILED, f"manifest is for {manifest.version}, the server offered {offer.version}")
     if manifest.file_size > slot.capacity:
@@ -159,11 +168,14 @@ def _install(device: Device, client: OtaClient, offer: Offer, slot: SecondarySlo
             f"image of {manifest.file_size} bytes does not fit the secondary slot ({slot.capacity} bytes)",
         )
     slot.erase()
-    _download(device, client, manifest, slot, ident.fota_key)
-    client.report("verifying", manifest.version)
-    _verify(device, manifest, slot, key)
+    _download(device, client, manifest, slot, ident.fota_key, wire.image_magic)
+    client.phase("download_complete", manifest.version)
+    client.phase("verifying", manifest.version)
+    _verify(device, wire.signature, manifest, slot, key)
+    client.phase("verification_success", manifest.version)
     rt = device.rt
     rt.checkpoint("ota.verified")
+    client.phase("installing", manifest.version)
     device.store.record_ota_attempt(OtaAttempt(device.version, manifest.version))
     bootctl.request_upgrade(rt)
     device.log.i(TAG, f"Rebooting into {manifest.version} (MCUboot test swap requested)")
@@ -211,7 +223,9 @@ class _Decryptor:
             ) from None
 
 
-def _download(device: Device, client: OtaClient, manifest: Manifest, slot: SecondarySlot, fota_key: bytes) -> None:
+def _download(
+    device: Device, client: OtaChannel, manifest: Manifest, slot: SecondarySlot, fota_key: bytes, magic: bytes
+) -> None:
     stream = _Decryptor(fota_key, manifest.iv)
     total = manifest.total_chunks
     _progress(device, client, manifest.version, 0, 0, total)
@@ -220,6 +234,9 @@ def _download(device: Device, client: OtaClient, manifest: Manifest, slot: Secon
         plain = stream.update(_fetch(device, client, manifest, chunk))
         if chunk == total - 1:
             plain += stream.finalize()
+        if chunk == 0 and not plain.startswith(magic):  # what this format's images must open with
+            device.log.e(TAG, f"Decrypted image does not start with {magic.hex()}: {plain[: len(magic)].hex()}")
+            raise OtaError(HASH_MISMATCH, "decrypted image is not an image (corrupted chunk or wrong fota_key)")
         slot.append(plain)
         device.rt.checkpoint("ota.chunk_written", chunk=chunk)
         percent = (chunk + 1) * 100 // total
@@ -228,12 +245,12 @@ def _download(device: Device, client: OtaClient, manifest: Manifest, slot: Secon
             next_step = (percent // PROGRESS_STEP + 1) * PROGRESS_STEP
 
 
-def _progress(device: Device, client: OtaClient, version: str, percent: int, done: int, total: int) -> None:
+def _progress(device: Device, client: OtaChannel, version: str, percent: int, done: int, total: int) -> None:
     device.log.i(TAG, f"Download progress {percent}% (chunk {done}/{total})")
-    client.report("downloading", version, progress_percent=percent)
+    client.progress(version, percent)
 
 
-def _fetch(device: Device, client: OtaClient, manifest: Manifest, chunk: int) -> bytes:
+def _fetch(device: Device, client: OtaChannel, manifest: Manifest, chunk: int) -> bytes:
     """One chunk, retried on a new connection after a drop, short read, timeout or HTTP error (the
     client closes the kept-alive connection on any failed chunk)."""
     log, rt = device.log, device.rt
@@ -251,8 +268,10 @@ def _fetch(device: Device, client: OtaClient, manifest: Manifest, chunk: int) ->
     raise OtaError(DOWNLOAD_FAILED, f"chunk {chunk}: {reason} ({attempts} attempt{'s' * (attempts > 1)})")
 
 
-def _verify(device: Device, manifest: Manifest, slot: SecondarySlot, key: RSAPublicKey) -> None:
-    """SHA-256 of the plaintext against the manifest, then RSASSA-PSS over the plaintext."""
+def _verify(
+    device: Device, scheme: SignatureScheme, manifest: Manifest, slot: SecondarySlot, key: RSAPublicKey
+) -> None:
+    """SHA-256 of the plaintext against the manifest, then the format's RSA signature over that digest."""
     log, defects = device.log, device.rt.defects
     digest = slot.digest()
     if slot.written != manifest.file_size:
@@ -264,10 +283,12 @@ def _verify(device: Device, manifest: Manifest, slot: SecondarySlot, key: RSAPub
         raise OtaError(HASH_MISMATCH, "SHA-256 of the image does not match the manifest")
     if "ota-skip-signature" not in defects:
         try:
-            key.verify(manifest.signature, digest, asym.PSS(asym.MGF1(hashes.SHA256()), 32), Prehashed(hashes.SHA256()))
+            key.verify(manifest.signature, digest, scheme.padding, Prehashed(hashes.SHA256()))
         except InvalidSignature:
-            log.e(TAG, "Signature invalid: RSA-PSS verification with the FOTA key failed")
-            raise OtaError(SIGNATURE_INVALID, "RSA-PSS signature does not verify with the FOTA public key") from None
+            log.e(TAG, f"Signature invalid: {scheme.name} verification with the FOTA key failed")
+            raise OtaError(
+                SIGNATURE_INVALID, f"{scheme.name} signature does not verify with the FOTA public key"
+            ) from None
     skipped = [
         what
         for what, defect in (("SHA-256", "ota-skip-hash"), ("signature", "ota-skip-signature"))
@@ -276,14 +297,14 @@ def _verify(device: Device, manifest: Manifest, slot: SecondarySlot, key: RSAPub
     if skipped:  # the log never claims a check that did not run
         log.w(TAG, f"Image accepted without checking: {', '.join(skipped)}")
     else:
-        log.i(TAG, "Image verified (SHA-256 OK, RSA-PSS signature OK)")
+        log.i(TAG, f"Image verified (SHA-256 OK, {scheme.name} signature OK)")
 
 
-def _fail(device: Device, client: OtaClient, version: str, slot: SecondarySlot, error: OtaError) -> None:
+def _fail(device: Device, client: OtaChannel, version: str, slot: SecondarySlot, error: OtaError) -> None:
     if "ota-keep-partial-on-failure" not in device.rt.defects:
         slot.erase()
     device.log.e(TAG, f"Update to {version} failed ({error.code}): {error.message}")
-    client.report("failed", version, error_code=error.code, error_message=error.message)
+    client.failed(version, error.code, error.message)
 
 
 class OtaTimer(PeriodicTask):

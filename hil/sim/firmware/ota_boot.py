@@ -8,6 +8,9 @@
 * The old app booting again with an attempt for another version recorded in NVS was reverted: it
   reports ``rolled_back``. Either way the NVS record is cleared once settled.
 
+Check and reports go in the provisioned wire format (:mod:`hil.sim.firmware.ota_formats`; fw134:
+``GET /ota/status`` then ``POST /ota/<id>/complete``).
+
 Defect honoured here: ``ota-confirm-before-selftest`` (:func:`_settle_test_image`).
 """
 
@@ -19,7 +22,9 @@ from hil.sim.firmware import bootctl, net
 from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import OtaAttempt
 from hil.sim.firmware.ota import FOTA_KEY_BYTES
-from hil.sim.firmware.ota_client import BOOT_FAILED, TAG, OtaClient
+from hil.sim.firmware.ota_client import BOOT_FAILED, NOT_PROVISIONED, TAG
+from hil.sim.firmware.ota_formats import OtaChannel, format_of
+from hil.sim.firmware.upload_formats import unknown_format_error
 
 
 def check_update_outcome(device: Device) -> None:
@@ -77,16 +82,26 @@ def self_test(device: Device) -> str | None:
     if device.desc.project_name == SELFTEST_FAIL_PROJECT:
         return f"application check failed (project {device.desc.project_name})"
     try:
-        with OtaClient(device) as client:
+        with _channel(device) as client:
             client.check(device.version)
     except (ValueError, net.NetError) as exc:  # OtaReplyError is a ValueError
         return f"update server unreachable: {getattr(exc, 'reason', exc)}"
     return None
 
 
+def _channel(device: Device) -> OtaChannel:
+    """A client of the update server in the provisioned wire format; ``ValueError`` says why there is none."""
+    if device.identity is None:
+        raise ValueError(NOT_PROVISIONED)
+    wire = format_of(device.identity)
+    if wire is None:
+        raise ValueError(unknown_format_error(device.identity))
+    return wire.open(device, net.DEFAULT_TIMEOUT_S)
+
+
 def _report(device: Device, status: str, version: str, **fields: object) -> None:
     try:
-        client = OtaClient(device)
+        client = _channel(device)
     except ValueError as exc:  # unprovisioned: nobody to tell
         device.log.w(TAG, f"Status report '{status}' failed: {exc}")
         return

@@ -2,9 +2,10 @@
 check, the manifest, chunk downloads and status reports, over one kept-alive connection per update
 (:class:`hil.sim.firmware.net.HttpSession`).
 
-Everything the server sends is untrusted input and is validated field by field, as the C firmware
-does with cJSON: a malformed reply is an :class:`OtaReplyError` naming what is wrong, never a crash.
-The firmware has its own parser on purpose — it must not share the packager's code it is checking.
+Everything the server sends is untrusted input and is validated field by field
+(:mod:`hil.sim.firmware.ota_fields`): a malformed reply is an :class:`OtaReplyError` naming what is
+wrong, never a crash. :class:`UpdateServerLink` is the connection every OTA wire format's client
+is built on (the ``ecowatt-fw134`` one is :mod:`hil.sim.firmware.ota_fw134`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote
 
-from hil.protocol.errors import ProtocolError
-from hil.protocol.jsonio import load_json_object
 from hil.sim.firmware import net
 from hil.sim.firmware.device import Device
+from hil.sim.firmware.ota_fields import (
+    OtaReplyError,
+    field_of,
+    hex_field,
+    int_field,
+    json_object,
+    parse_version,
+    version_field,
+)
+
+__all__ = ["OtaReplyError", "parse_version"]  # re-exported: the OTA modules' names for them
 
 TAG = "ota"
 CHECK_PATH = "/api/ota/check/{device_id}?version={version}"
@@ -27,8 +37,6 @@ STATUS_PATH = "/api/ota/status"
 AES_BLOCK = 16
 MAX_CHUNK_SIZE = 8192  # the firmware's download buffer
 MAX_SIGNATURE_BYTES = 512  # RSA-4096 at most
-_VERSION = re.compile(r"(\d{1,5})\.(\d{1,5})\.(\d{1,5})")
-_HEX = re.compile(r"[0-9a-fA-F]*")
 _URL_PATH = re.compile(r"/[A-Za-z0-9._~/%-]{1,200}")
 
 # error_code values of a status report (PROTOCOL.md)
@@ -37,16 +45,10 @@ HASH_MISMATCH = "HASH_MISMATCH"
 DOWNGRADE_REFUSED = "DOWNGRADE_REFUSED"
 DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
 BOOT_FAILED = "BOOT_FAILED"
+NOT_PROVISIONED = "device not provisioned with device_id/server_url"
 
-
-class OtaReplyError(ValueError):
-    """A server reply the firmware cannot use (HTTP error, malformed JSON, a field out of range)."""
-
-
-def parse_version(text: object) -> tuple[int, int, int] | None:
-    """``"x.y.z"`` as a tuple of integers (compared numerically), ``None`` if it is not one."""
-    match = _VERSION.fullmatch(text) if isinstance(text, str) else None
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+# The steps of an update after the download, in order (each wire format reports those it has).
+UpdatePhase = Literal["download_complete", "verifying", "verification_success", "installing"]
 
 
 @dataclass(frozen=True)
@@ -80,66 +82,34 @@ class Manifest:
         return min(self.chunk_size, self.cipher_size - chunk * self.chunk_size)
 
 
-def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
-    value = doc.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):  # JSON true is no number
-        raise OtaReplyError(f"field {name!r} missing or not a {kind.__name__}")
-    return value
-
-
-def _int(doc: dict[str, Any], name: str, low: int, high: int) -> int:
-    value = _field(doc, name, int)
-    if not low <= value <= high:
-        raise OtaReplyError(f"field {name!r} = {value} is outside {low}..{high}")
-    return value
-
-
-def _version(doc: dict[str, Any], name: str) -> str:
-    value = _field(doc, name, str)
-    if parse_version(value) is None:
-        raise OtaReplyError(f"field {name!r} is not an x.y.z version")
-    return value
-
-
-def _hex(doc: dict[str, Any], name: str, low: int, high: int) -> bytes:
-    value = _field(doc, name, str)
-    if not _HEX.fullmatch(value) or len(value) % 2 or not low <= len(value) // 2 <= high:
-        size = f"{low}" if low == high else f"{low}..{high}"
-        raise OtaReplyError(f"field {name!r} is not {size} bytes of hex")
-    return bytes.fromhex(value)
-
-
 def _json(reply: net.HttpReply, what: str) -> dict[str, Any]:
     if not reply.ok:
         raise OtaReplyError(f"{what}: HTTP {reply.status} {reply.error_code()}")
-    try:
-        return load_json_object(reply.body, what=what)
-    except ProtocolError as exc:
-        raise OtaReplyError(exc.message) from None
+    return json_object(reply.body, what)
 
 
 def parse_offer(reply: net.HttpReply) -> Offer | None:
     """The check reply: an :class:`Offer`, or ``None`` when no update is available."""
     doc = _json(reply, "check reply")
-    if _field(doc, "update_available", bool) is False:
+    if field_of(doc, "update_available", bool) is False:
         return None
-    url = _field(doc, "manifest_url", str)
+    url = field_of(doc, "manifest_url", str)
     if not _URL_PATH.fullmatch(url) or url.startswith("//") or "/../" in url:
         raise OtaReplyError("field 'manifest_url' is not a path on the update server")
-    return Offer(_version(doc, "firmware_version"), _int(doc, "file_size", 1, 0xFFFFFFFF), url)
+    return Offer(version_field(doc, "firmware_version"), int_field(doc, "file_size", 1, 0xFFFFFFFF), url)
 
 
 def parse_manifest(reply: net.HttpReply) -> Manifest:
     """Validate a manifest reply; :class:`OtaReplyError` names the first bad field."""
     doc = _json(reply, "manifest")
     manifest = Manifest(
-        version=_version(doc, "version"),
-        file_size=_int(doc, "file_size", 1, 0xFFFFFFFF),
-        chunk_size=_int(doc, "chunk_size", AES_BLOCK, MAX_CHUNK_SIZE),
-        total_chunks=_int(doc, "total_chunks", 1, 0xFFFFFFFF),
-        sha256=_hex(doc, "sha256_hash", 32, 32),
-        signature=_hex(doc, "rsa_signature", 1, MAX_SIGNATURE_BYTES),
-        iv=_hex(doc, "aes_iv", AES_BLOCK, AES_BLOCK),
+        version=version_field(doc, "version"),
+        file_size=int_field(doc, "file_size", 1, 0xFFFFFFFF),
+        chunk_size=int_field(doc, "chunk_size", AES_BLOCK, MAX_CHUNK_SIZE),
+        total_chunks=int_field(doc, "total_chunks", 1, 0xFFFFFFFF),
+        sha256=hex_field(doc, "sha256_hash", 32, 32),
+        signature=hex_field(doc, "rsa_signature", 1, MAX_SIGNATURE_BYTES),
+        iv=hex_field(doc, "aes_iv", AES_BLOCK, AES_BLOCK),
     )
     expected = -(-manifest.cipher_size // manifest.chunk_size)
     if manifest.total_chunks != expected:
@@ -150,10 +120,14 @@ def parse_manifest(reply: net.HttpReply) -> Manifest:
     return manifest
 
 
-class OtaClient:
-    """The device's client of its update server for one update: one kept-alive connection (an
-    ``esp_http_client`` handle reused for check, manifest, chunks and reports), TLS verified against
-    the provisioned CA, from the board's address, with the board's HTTP timeout.
+_Link = TypeVar("_Link", bound="UpdateServerLink")
+
+
+class UpdateServerLink:
+    """The device's connection to its update server for one update: one kept-alive connection (an
+    ``esp_http_client`` handle reused for every request of the update), TLS verified against the
+    provisioned CA, from the board's address, with the board's HTTP timeout. A wire format's client
+    subclasses it and sets :attr:`CHECK_PATH`.
 
     After a failed request the next one opens a new connection (:class:`~hil.sim.firmware.net.HttpSession`);
     a chunk that came wrong (HTTP error, wrong length) also drops the connection, so every retry of
@@ -161,10 +135,12 @@ class OtaClient:
     closed however the update ends.
     """
 
+    CHECK_PATH: ClassVar[str]  # the check request, with {device_id} and {version}
+
     def __init__(self, device: Device, timeout: float = net.DEFAULT_TIMEOUT_S) -> None:
         ident = device.identity
         if ident is None or not ident.server_url:
-            raise ValueError("device not provisioned with device_id/server_url")
+            raise ValueError(NOT_PROVISIONED)
         self._device = device
         self.endpoint = net.Endpoint.parse(ident.server_url)  # ValueError names a bad URL
         self.session = net.HttpSession(
@@ -179,7 +155,7 @@ class OtaClient:
         """Close the connection to the update server (idempotent)."""
         self.session.close()
 
-    def __enter__(self) -> OtaClient:
+    def __enter__(self: _Link) -> _Link:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -196,7 +172,30 @@ class OtaClient:
         return self.endpoint.url(self._check_path(version))
 
     def _check_path(self, version: str) -> str:
-        return CHECK_PATH.format(device_id=quote(self.device_id, safe=""), version=quote(version, safe=""))
+        return self.CHECK_PATH.format(device_id=quote(self.device_id, safe=""), version=quote(version, safe=""))
+
+    def _post_report(self, path: str, body: bytes, status: str) -> bool:
+        """POST a report; a failure is logged (``Status report '<status>' failed``), never raised."""
+        try:
+            reply = self.session.post_json(path, body)
+        except net.NetError as exc:
+            reason = exc.reason
+        else:
+            if reply.ok:
+                return True
+            reason = f"HTTP {reply.status} {self._refusal(reply)}"
+        self._device.log.w(TAG, f"Status report '{status}' failed: {reason}")
+        return False
+
+    def _refusal(self, reply: net.HttpReply) -> str:
+        """What a log line names of a refusal: the reply's ``error_code`` (PROTOCOL.md)."""
+        return reply.error_code()
+
+
+class OtaClient(UpdateServerLink):
+    """The PROTOCOL.md client: check, manifest, ``/api/ota/download`` chunks, ``/api/ota/status`` reports."""
+
+    CHECK_PATH = CHECK_PATH
 
     def check(self, version: str) -> Offer | None:
         """Ask for an update from ``version``; raises ``net.NetError`` or :class:`OtaReplyError`."""
@@ -220,16 +219,20 @@ class OtaClient:
             raise net.NetError(f"HTTP {reply.status} {reply.error_code()}")
         raise net.NetError(f"got {len(reply.body)} bytes, expected {want}")
 
+    def progress(self, version: str, percent: int) -> None:
+        """The download reached *percent*: a ``downloading`` report."""
+        self.report("downloading", version, progress_percent=percent)
+
+    def phase(self, phase: UpdatePhase, version: str) -> None:
+        """A step of the update after the download; PROTOCOL.md reports only ``verifying``."""
+        if phase == "verifying":
+            self.report("verifying", version)
+
+    def failed(self, version: str, code: str, message: str) -> None:
+        """The update failed with *code*: a ``failed`` report."""
+        self.report("failed", version, error_code=code, error_message=message)
+
     def report(self, status: str, version: str, **fields: object) -> bool:
         """POST a status report; a failure is logged (``Status report ... failed``), never raised."""
         doc = {"device_id": self.device_id, "firmware_version": version, "status": status, **fields}
-        try:
-            reply = self.session.post_json(STATUS_PATH, json.dumps(doc).encode())
-        except net.NetError as exc:
-            reason = exc.reason
-        else:
-            if reply.ok:
-                return True
-            reason = f"HTTP {reply.status} {reply.error_code()}"
-        self._device.log.w(TAG, f"Status report '{status}' failed: {reason}")
-        return False
+        return self._post_report(STATUS_PATH, json.dumps(doc).encode(), status)
