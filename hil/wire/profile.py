@@ -129,6 +129,14 @@ class WireProfile:
         """True when the device id travels in the upload URL rather than the body."""
         return "{device_id}" in self.upload_route
 
+    def ota_target(self, step: str, **values: object) -> str:
+        """The request target of OTA *step* (``check``, ``chunk``, ...) in ``[ota]`` with *values* filled
+        in, e.g. ``ota_target("chunk", device_id=.., version="2.0.0", index=5)``."""
+        template = self.ota.get(step)
+        if not isinstance(template, str):
+            raise KeyError(f"wire profile {self.name} ({self.source}) has no [ota] {step} step")
+        return template.split(" ", 1)[-1].format(**values)
+
     def upload_path(self, device_id: str) -> str:
         """The upload URL path for *device_id*."""
         return self.upload_route.replace("{device_id}", device_id)

@@ -3,14 +3,15 @@ against a virtual board or reference server carrying that defect and must fail t
 
 Each run is ``pytest tests --hil-sim-defect NAME --hil-defect-proof`` (``--hil-server-defect`` for a
 server defect) in a subprocess, with its own report directory: that run passes only when every
-claiming scenario failed with an assertion. The upload-area defects are proven a second time under
-the ``ecowatt-fw134`` wire profile, on the scenarios that speak any wire format (upload, server,
-network): a scenario that states outcomes must catch the same defect whatever the format.
+claiming scenario failed with an assertion. The defects claimed by the scenarios that speak any wire
+format (upload, server, network, OTA) are proven a second time under the ``ecowatt-fw134`` wire
+profile: a scenario that states outcomes must catch the same defect whatever the format.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +29,29 @@ PROOF_TIMEOUT = 300
 DEFECTS = [pytest.param("--hil-sim-defect", d.name, id=f"board-{d.name}") for d in SIM_CATALOGUE] + \
     [pytest.param("--hil-server-defect", d.name, id=f"server-{d.name}") for d in SERVER_CATALOGUE]
 # The scenarios written against outcomes (any wire format), and the defects they claim.
-WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py")
+WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py", "tests/test_ota.py")
+
+
+def claimed_in(paths: tuple[str, ...]) -> set[str]:
+    """Every defect name a ``fails_with(...)`` marker in these scenario files claims."""
+    names: set[str] = set()
+    for path in paths:
+        for call in re.findall(r"fails_with\(([^)]*)\)", (ROOT / path).read_text(encoding="utf-8")):
+            names.update(re.findall(r'"([a-z0-9-]+)"', call))
+    return names
+
+
+_CLAIMED = claimed_in(WIRE_SCENARIOS)
 FW134_DEFECTS = [pytest.param("--hil-sim-defect", d.name, id=f"fw134-board-{d.name}")
-                 for d in SIM_CATALOGUE if d.area == "upload"] + \
+                 for d in SIM_CATALOGUE if d.name in _CLAIMED] + \
     [pytest.param("--hil-server-defect", d.name, id=f"fw134-server-{d.name}")
-     for d in SERVER_CATALOGUE if d.area == "upload"]
+     for d in SERVER_CATALOGUE if d.name in _CLAIMED]
+
+
+def test_the_fw134_proofs_cover_every_upload_defect() -> None:
+    """The static scan finds the claims: every upload-area defect is proven in fw134 too."""
+    upload = {d.name for d in (*SIM_CATALOGUE, *SERVER_CATALOGUE) if d.area == "upload"}
+    assert upload <= _CLAIMED, sorted(upload - _CLAIMED)
 
 
 def run_proof(option: str, defect: str, out: Path, *extra: str,

@@ -1,7 +1,7 @@
 """The scenarios written against outcomes run green in every shipped wire profile: the virtual board
 speaks the profile's format (provisioned through NVS ``ecowatt/wire``), the built-in server serves
 it, and the profile builds, parses and judges the packets. The default profile is the main run
-(``pytest tests``); this runs the others on the upload, server and network scenarios."""
+(``pytest tests``); this runs the others on the upload, server, network and OTA scenarios."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 RUN_TIMEOUT = 600
-WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py")
+WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py", "tests/test_ota.py")
 # What may skip, and why: a committed capture is in one format only.
 ALLOWED_SKIPS = ("the committed reference session is an ecowatt-api capture",
                  "needs a sniffer")
@@ -31,7 +31,7 @@ def test_wire_scenarios_pass_in_profile(profile: str, tmp_path: Path) -> None:
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0, f"scenarios under {profile}:\n{result.stdout[-6000:]}"
-    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 30, summary
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 50, summary
     skipped = re.findall(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", result.stdout)
     assert all(reason.startswith(ALLOWED_SKIPS) for reason in skipped), skipped
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
