@@ -121,6 +121,7 @@ class HilSettings:
     coap_psk_id_env: str = "HIL_COAP_PSK_ID"  # names of environment variables, never the PSK itself
     coap_psk_env: str = "HIL_COAP_PSK"
     wire_profile: str = "ecowatt-api"  # a shipped profile name or a path (hil.wire.profile)
+    device_trigger: str = "auto"  # hil.board.trigger.TRIGGERS
     no_flood: bool = False
 
     @property
@@ -173,6 +174,7 @@ class HilSettings:
             coap_psk_id_env=opt["hil_coap_psk_id_env"],
             coap_psk_env=opt["hil_coap_psk_env"],
             wire_profile=opt["hil_wire_profile"],
+            device_trigger=_choice(opt, "hil_device_trigger", ("auto", "console", "timer")),
             no_flood=bool(opt["hil_no_flood"]),
         )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hil.board.board import Board
-from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
+from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, start_upload, upload_now
 from hil.images.index import Index
 from hil.images.keys import KeyStore
 from hil.images.nvs_gen import DeviceIdentity
@@ -43,6 +43,7 @@ OTHER_DEVICE, UNREGISTERED_DEVICE = "EW-0002", "EW-0003"
 
 def cycle_done(board: Board) -> None:
     """Wait until the console has finished the commands sent so far (it runs them one at a time)."""
+    board.trigger.require_console(board.name, "status")
     board.console.send("status")
     board.console.expect_event("status", UPLOAD_TIMEOUT)
 
@@ -230,9 +231,9 @@ def test_https_carries_only_tls_records(provision: Provision, server_factory: Se
     genuine, impostor = server_factory.start(tls="on"), server_factory.start(tls="mitm")
     device = provision(server_url=genuine.url)
     upload_now(board, device.nonce + 1)
+    board.trigger.require_console(board.name, "status")  # cycle_done below: before anything is provisioned
     provision(server_url=impostor.url, nonce=device.nonce + 1)
-    board.console.send("upload")
-    board.console.expect_event("tls.failed", UPLOAD_TIMEOUT, unless=["upload.ok", "upload.rejected"])
+    board.console.expect_event("tls.failed", start_upload(board), unless=["upload.ok", "upload.rejected"])
     cycle_done(board)  # a fallback would happen after the failed handshake: let the cycle finish
     capture.sync()
     flows = flows_from_pcap(capture.path)
@@ -278,8 +279,7 @@ def test_retry_after_503_uses_a_new_nonce(provision: Provision, board: Board, se
     with MitmProxy(capture.server_address(server.address), rules=rules, listen=(server_host, 0)) as proxy:
         host, port = proxy.address
         device = provision(server_url=f"http://{host}:{port}")
-        board.console.send("upload")
-        board.console.expect_event("upload.rejected", UPLOAD_TIMEOUT, nonce=str(device.nonce + 1),
+        board.console.expect_event("upload.rejected", start_upload(board), nonce=str(device.nonce + 1),
                                    unless=["upload.ok"])
         board.console.expect_event("upload.ok", UPLOAD_TIMEOUT, nonce=str(device.nonce + 2),
                                    unless=["upload.gave_up", "tls.failed"])

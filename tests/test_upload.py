@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from hil.board.board import Board
-from hil.board.contract import BOOT_TIMEOUT, UPLOAD_TIMEOUT, Provision, upload_now
+from hil.board.contract import BOOT_TIMEOUT, Provision, start_upload, upload_now
 from hil.images.nvs_gen import DeviceIdentity
 from hil.net.attacker import Attacker
 from hil.protocol.errors import ProtocolError
@@ -55,8 +55,7 @@ def test_nonces_increase_across_resets_and_power_cuts(provisioned_board: Board, 
     upload_now(board, first + 1)
 
     cut = board.arm_power_cut("upload.nonce_committed", restore=True)
-    console.send("upload")
-    cut.wait(UPLOAD_TIMEOUT)
+    cut.wait(start_upload(board))
     lost = first + 2  # committed to NVS, then the power went before it was sent
     console.expect_event("nonce.loaded", BOOT_TIMEOUT, nonce=str(lost))
     upload_now(board, lost + 1)
@@ -126,6 +125,5 @@ def test_mitm_certificate_refused(provision: Provision, server_factory: ServerFa
 
     mitm = server_factory.start(tls="mitm")
     provision(server_url=mitm.url, nonce=device.nonce + 1)
-    board.console.send("upload")
-    board.console.expect_event("tls.failed", UPLOAD_TIMEOUT, unless=["upload.ok", "upload.rejected"])
+    board.console.expect_event("tls.failed", start_upload(board), unless=["upload.ok", "upload.rejected"])
     assert mitm.readings() == [] and mitm.events() == []

@@ -14,6 +14,7 @@ from hil.board.reset import PULSE_KINDS, EsptoolReset, NoLinesReset, ResetPlan, 
 from hil.board.spec import BoardSpec
 from hil.board.timing import TimingProfile, board_timing
 from hil.board.transport import open_port
+from hil.board.trigger import Trigger
 from hil.console import Console, FirmwareProfile
 from hil.flashing import (
     ExpectedIdentity,
@@ -64,8 +65,10 @@ class Board:
         power: PowerDriver | None = None,
         reset_driver: Callable[[SerialPort], ResetDriver] | None = None,
         flash_baud: int | None = None,
+        trigger: Trigger | None = None,
     ) -> None:
         self.spec = spec
+        self.trigger = trigger or Trigger()  # console commands, or the firmware's own timers
         self._profile = profile
         self._power = power
         if self._power is None and spec.power_command:

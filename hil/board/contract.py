@@ -34,11 +34,22 @@ def wait_network_up(board: Board, timeout: float | None = None) -> str:
     return address
 
 
-def upload_now(board: Board, nonce: int, timeout: float = UPLOAD_TIMEOUT) -> None:
-    """Run one upload cycle on the board's console and wait until the server accepted *nonce*
-    (ends at once on a rejection, a give-up or a TLS failure). The board's network must be up:
-    ``provision`` waits for it (:func:`wait_network_up`; call it yourself after a reboot)."""
-    board.console.send("upload")
+def start_upload(board: Board) -> float:
+    """Start one upload cycle: the ``upload`` console command, or (a firmware acting on its timers,
+    :mod:`hil.board.trigger`) nothing — its next timer upload. Returns how long to wait for it."""
+    if board.trigger.console:
+        board.console.send("upload")
+    return board.trigger.upload_bound(UPLOAD_TIMEOUT)
+
+
+def upload_now(board: Board, nonce: int, timeout: float | None = None) -> None:
+    """Run one upload cycle (:func:`start_upload`) and wait until the server accepted *nonce* (ends at
+    once on a rejection, a give-up or a TLS failure). The board's network must be up: ``provision``
+    waits for it (:func:`wait_network_up`; call it yourself after a reboot)."""
+    bound = start_upload(board)
     board.console.expect_event(
-        "upload.ok", timeout, nonce=str(nonce), unless=["upload.rejected", "upload.gave_up", "tls.failed"]
+        "upload.ok",
+        bound if timeout is None else timeout,
+        nonce=str(nonce),
+        unless=["upload.rejected", "upload.gave_up", "tls.failed"],
     )

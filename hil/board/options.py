@@ -26,6 +26,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="S",
     ),
     OptionSpec(
+        "device-trigger",
+        "how the firmware is made to upload and check for updates: console (its bench commands), timer "
+        "(wait for its own timers; the wire profile's [device] periods), auto (console on virtual boards, "
+        "the wire profile's trigger on real ones)",
+        default="auto",
+        metavar="auto|console|timer",
+    ),
+    OptionSpec(
         "firmware-profile",
         "firmware profile mapping event names to log regexes (built-in name or a .toml path)",
         default=DEFAULT_PROFILE,

@@ -73,6 +73,8 @@ class DeviceIdentity:
     upload_period_s: int = 0  # periodic upload timer; 0 = uploads on the console command only
     coap_mode: str = DEFAULT_COAP_MODE  # one of COAP_MODES
     wire: str = DEFAULT_WIRE  # upload format, one of WIRE_FORMATS
+    ota_period_s: int = 0  # periodic update check; 0 = checks on the console command only
+    console: bool = True  # False: the firmware serves no console commands (it acts on its timers only)
     wifi_ssid: str | None = None  # station credentials (nvs.net80211); None = leave the board's own
     wifi_password: str = field(default="", repr=False)
 
@@ -84,8 +86,9 @@ class DeviceIdentity:
                 raise ValueError(f"device {self.device_id}: {name} must be {want} bytes")
         if not 0 <= self.nonce <= 0xFFFFFFFF:
             raise ValueError(f"device {self.device_id}: nonce {self.nonce} is not a u32")
-        if not 0 <= self.upload_period_s <= 0xFFFFFFFF:
-            raise ValueError(f"device {self.device_id}: upload_period_s {self.upload_period_s} is not a u32")
+        for name in ("upload_period_s", "ota_period_s"):
+            if not 0 <= getattr(self, name) <= 0xFFFFFFFF:
+                raise ValueError(f"device {self.device_id}: {name} {getattr(self, name)} is not a u32")
         if len(self.psk_id.encode()) > 64 or len(self.psk.encode()) > 64:
             raise ValueError(f"device {self.device_id}: PSK identity and key are at most 64 bytes")
         if self.coap_mode not in COAP_MODES:
@@ -139,6 +142,11 @@ def nvs_csv(identity: DeviceIdentity, ca_cert_file: Path | None = None) -> str:
     ]
     if identity.wire != DEFAULT_WIRE:
         rows.append(("wire", "data", "string", identity.wire))
+    # Written only when not the default, so that existing identities' NVS images stay byte-identical.
+    if identity.ota_period_s:
+        rows.append(("ota_period_s", "data", "u32", str(identity.ota_period_s)))
+    if not identity.console:
+        rows.append(("console", "data", "u8", "0"))
     if identity.ca_cert is not None:
         if ca_cert_file is None:
             raise ValueError("identity has a CA certificate: pass the file it was written to")

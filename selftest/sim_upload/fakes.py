@@ -53,6 +53,11 @@ class ThreadedRuntime:
             self._inputs.append(line)
             self._changed.notify_all()
 
+    def wait_consumed(self, timeout: float = 10.0) -> None:
+        """Until the app has read every typed line (AssertionError after *timeout*)."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: not self._inputs, timeout), f"unread input: {list(self._inputs)}"
+
     def write_line(self, text: str) -> None:
         if self._stop.is_set():
             raise Halted("halted")
@@ -68,7 +73,9 @@ class ThreadedRuntime:
             if not self._inputs:
                 self._notified = False
                 return None
-            return self._inputs.popleft()
+            line = self._inputs.popleft()
+            self._changed.notify_all()  # wait_consumed
+            return line
 
     def notify(self) -> None:
         """A task notification: a waiting ``read_line`` returns None at once."""

@@ -17,6 +17,7 @@ from hil.sim.runtime import Reboot
 
 Handler = Callable[[Device, list[str]], None]
 HELP = "help"  # the dispatcher's own command
+CONSOLE_KEY = "console"  # NVS ecowatt/console u8: 0 = no console commands (absent = commands served)
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,19 @@ def _list_commands(device: Device, commands: CommandTable) -> None:
 def serve(device: Device, commands: CommandTable) -> None:
     """Read console lines forever and run them from ``commands`` (``help`` lists them). Ends by
     ``Reboot`` or ``Halted``; a restart a background task asked for (``Device.request_restart``
-    notifies this task, which wakes it from the console read) is carried out at once."""
+    notifies this task, which wakes it from the console read) is carried out at once. With NVS
+    ``ecowatt/console`` = 0 the firmware has no console commands (like the public EcoWatt firmware):
+    input is read and ignored, and the device acts on its timers only."""
+    enabled = device.store.setting_flag(CONSOLE_KEY, default=True)
+    if not enabled:
+        device.log.i("console", "No console commands in this build: uploads and update checks run on timers")
     while True:
         reason = device.restart_pending()
         if reason is not None:
             raise Reboot(reason)
         line = device.rt.read_line() or ""
         words = line.split()
-        if not words:
+        if not words or not enabled:
             continue
         if words[0] == HELP:
             _list_commands(device, commands)

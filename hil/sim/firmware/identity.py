@@ -97,6 +97,11 @@ class NvsStore:
         )
         return identity, image.errors
 
+    def setting_flag(self, key: str, *, default: bool) -> bool:
+        """``ecowatt/<key>`` as an on/off setting (u8, 0 = off); *default* when absent or not an integer."""
+        value = self._writer.read().get(NAMESPACE, key)
+        return value != 0 if isinstance(value, int) else default
+
     def setting_u32(self, key: str) -> int:
         """``ecowatt/<key>`` as an unsigned setting (timer periods); 0 when absent or not an integer."""
         value = self._writer.read().get(NAMESPACE, key)
