@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
@@ -19,6 +19,7 @@ from hil.server import admin, ota, ota_fw134, upload
 from hil.server.config import ServerConfig
 from hil.server.defects import ServerDefects
 from hil.server.ratelimit import RateLimiter
+from hil.server.responses import Answer, ResponseLog
 from hil.server.state import EXTENSION_KEY, ServerState, error_response
 from hil.server.storage import Storage
 
@@ -30,8 +31,9 @@ _HTTP_CODES = {
 }
 
 
-def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
-    """Build the server app on *config*, with the named server *defects* active (see ``hil.server.defects``)."""
+def create_app(config: ServerConfig, *, defects: Iterable[str] = (), responses: ResponseLog | None = None) -> Flask:
+    """Build the server app on *config*, with the named server *defects* active (see ``hil.server.defects``);
+    *responses* continues the answer log of an earlier app on the same database (a restart)."""
     active = ServerDefects(defects)  # validate before touching the database
     ota_packages = ota.load_ota_state(config)  # a broken firmware dir stops the start, before the database opens
     fw134_ota = config.wire.ota.get("chunk_transport") == ota_fw134.CHUNK_TRANSPORT
@@ -47,6 +49,7 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
         storage=storage,
         defects=active,
         limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock),
+        responses=responses if responses is not None else ResponseLog(),
     )
     app.register_blueprint(upload.blueprint(config.wire))
     app.register_blueprint(admin.bp)
@@ -57,6 +60,7 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = ()) -> Flask:
         app.extensions[ota_fw134.EXTENSION_KEY] = fw134_packages
         app.register_blueprint(ota_fw134.bp)
     app.register_error_handler(HTTPException, _http_error)
+    app.after_request(_record_answer)
     return app
 
 
@@ -68,6 +72,13 @@ def close_app(app: Flask) -> None:
 def app_state(app: Flask) -> ServerState:
     """The state of *app* (storage, config, defects) for in-process fixtures and tests."""
     return app.extensions[EXTENSION_KEY]
+
+
+def _record_answer(response: Response) -> Response:
+    app_state(current_app).responses.record(
+        Answer(request.method, request.path[:200], response.status_code, request.url_rule is not None)
+    )
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -15,6 +15,7 @@ from flask import Flask
 from hil.server.app import app_state, close_app, create_app
 from hil.server.config import ServerConfig
 from hil.server.keepalive import ConnectionTracker, KeepAliveHandler, KeepAliveServer
+from hil.server.responses import ResponseLog
 from hil.server.state import ServerState
 
 log = logging.getLogger("hil.server")
@@ -80,10 +81,12 @@ class ServerHandle:
         defects: Iterable[str] = (),
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        responses: ResponseLog | None = None,
     ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
         self.config = config
+        self.responses = responses  # None: a fresh answer log; a restarted server continues its predecessor's
         self.host = host
         self.requested_port = port
         self.defects = tuple(defects)
@@ -129,7 +132,7 @@ class ServerHandle:
             if self.tls_key is None:
                 raise ValueError("give both tls_cert and tls_key, or neither")
             ssl_context = server_tls_context(self.tls_cert, self.tls_key)
-        self.app = create_app(self.config, defects=self.defects)
+        self.app = create_app(self.config, defects=self.defects, responses=self.responses)
         try:
             self._server = KeepAliveServer(
                 self.host, self.requested_port, self.app, handler=_Handler, ssl_context=ssl_context

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
@@ -12,6 +12,7 @@ from hil.protocol.errors import ErrorCode
 from hil.server.config import ServerConfig
 from hil.server.defects import ServerDefects
 from hil.server.ratelimit import RateLimiter
+from hil.server.responses import ResponseLog
 from hil.server.storage import Storage
 from hil.wire import replies
 
@@ -27,6 +28,7 @@ class ServerState:
     storage: Storage
     limiter: RateLimiter
     defects: ServerDefects
+    responses: ResponseLog = field(default_factory=ResponseLog)  # every answer (hil.invariants reads it)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -94,6 +94,7 @@ class ServerUnderTest:
             defects=handle.defects,
             tls_cert=handle.tls_cert,
             tls_key=handle.tls_key,
+            responses=handle.state.responses,  # one answer log across the restart, like its database
         ).start()
 
 
@@ -168,6 +169,11 @@ class ServerFactory:
         )
         self._started.append(server)
         return server
+
+    @property
+    def started(self) -> list[ServerUnderTest]:
+        """The built-in servers this factory started for the test, in order."""
+        return list(self._started)
 
     def close(self) -> None:
         """Stop every server this factory started."""
