@@ -9,6 +9,7 @@ import pytest
 
 from hil.board.options import OPTIONS as BOARD_OPTIONS
 from hil.coap.options import OPTIONS as COAP_OPTIONS
+from hil.invariants.options import OPTIONS as INVARIANT_OPTIONS
 from hil.net.options import CAPTURE_MODES
 from hil.net.options import OPTIONS as NET_OPTIONS
 from hil.options import OptionSpec, read_option
@@ -84,6 +85,7 @@ ALL_OPTIONS: tuple[OptionSpec, ...] = (
     + NET_OPTIONS
     + COAP_OPTIONS
     + WIRE_OPTIONS
+    + INVARIANT_OPTIONS
 )
 
 
@@ -122,6 +124,7 @@ class HilSettings:
     coap_psk_env: str = "HIL_COAP_PSK"
     wire_profile: str = "ecowatt-api"  # a shipped profile name or a path (hil.wire.profile)
     device_trigger: str = "auto"  # hil.board.trigger.TRIGGERS
+    invariants: bool = True  # check hil.invariants after each scenario
     no_flood: bool = False
 
     @property
@@ -175,6 +178,7 @@ class HilSettings:
             coap_psk_env=opt["hil_coap_psk_env"],
             wire_profile=opt["hil_wire_profile"],
             device_trigger=_choice(opt, "hil_device_trigger", ("auto", "console", "timer")),
+            invariants=not opt["hil_no_invariants"],
             no_flood=bool(opt["hil_no_flood"]),
         )
 

@@ -164,7 +164,7 @@ def test_parallel_copies_accepted_once(server_factory: ServerFactory, lab_device
 
 
 @pytest.mark.stride("D", threat="a device (or its stolen key) floods the server")
-@pytest.mark.fails_with("no-rate-limit")
+@pytest.mark.fails_with("no-rate-limit", "rate-limit-refusals-unlogged")
 def test_rate_limit_refuses_a_burst(server_factory: ServerFactory, lab_device: DeviceIdentity, wire: WireProfile,
                                     nonce_book: NonceBook, flood_allowed: None, evidence) -> None:
     """A burst of valid uploads one above the limit (3 per window on the built-in server, the profile's

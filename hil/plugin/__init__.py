@@ -28,6 +28,7 @@ pytest_plugins = [
     "hil.fixtures.ota",
     "hil.fixtures.coap",
     "hil.fixtures.wire",
+    "hil.plugin.invariants",
 ]
 
 

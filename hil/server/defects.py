@@ -43,6 +43,12 @@ _DEFECTS: tuple[Defect, ...] = (
     ),
     Defect("no-rate-limit", "upload", "uploads are never rate limited (no 429)"),
     Defect(
+        "rate-limit-refusals-unlogged",
+        "upload",
+        "the rate limit answers 429 in front of the security log (as a proxy or middleware would): a "
+        "flood leaves no security event (caught by the invariant server.refusal-recorded, not by the 429)",
+    ),
+    Defect(
         "malformed-json-500",
         "upload",
         "a body that is not JSON crashes the handler into HTTP 500 (the public EcoWatt server's bug)",

@@ -23,7 +23,7 @@ from hil.protocol.jsonio import load_json_object
 from hil.protocol.readings import Readings, valid_device_id
 from hil.protocol.upload import UploadPacket, check_readings_owner
 from hil.server.config import DeviceKeys
-from hil.server.state import ServerState, reject, server_state
+from hil.server.state import ServerState, error_response, reject, server_state
 from hil.server.storage import NonceDecision
 from hil.wire import replies
 from hil.wire.profile import WireProfile
@@ -90,9 +90,12 @@ def upload(device_id: str | None = None) -> Response:
         per_device = "rate-limit-per-device" in state.defects
         retry_after = state.limiter.acquire((packet.device_id, None if per_device else request.remote_addr))
         if retry_after is not None:
+            message = f"too many uploads from {packet.device_id}"
+            if "rate-limit-refusals-unlogged" in state.defects:  # limited in front of the security log
+                return error_response(ErrorCode.RATE_LIMIT_EXCEEDED, message, retry_after_seconds=retry_after)
             return reject(
                 ErrorCode.RATE_LIMIT_EXCEEDED,
-                f"too many uploads from {packet.device_id}",
+                message,
                 device_id=packet.device_id,
                 detail=f"nonce {packet.nonce}; retry after {retry_after} s",
                 retry_after_seconds=retry_after,

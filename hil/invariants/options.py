@@ -1,0 +1,15 @@
+"""The invariants' harness option, as data (``--hil-no-invariants`` / ini ``hil_no_invariants``)."""
+
+from __future__ import annotations
+
+from hil.options import OptionSpec
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "no-invariants",
+        "do not check the invariants after each scenario (server records vs answers, nonce committed "
+        "before sending, no secret on the console); for comparing what a scenario alone catches",
+        default=False,
+        action="store_true",
+    ),
+)

@@ -1,0 +1,74 @@
+"""Invariants after every scenario, without being asked (:mod:`hil.invariants.checks`).
+
+After a test body returned, its built-in servers (from ``server_factory``), its boards' console logs
+(``board``) and the secrets it provisioned (``provision``, plus the run's registered secrets) are
+checked while its fixtures still stand. A broken invariant fails the test with the invariant's name;
+every test's verdicts are noted in its report row. A test that already failed keeps its own error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from hil.report.evidence import safe_name
+from hil.settings import settings
+
+if TYPE_CHECKING:
+    from hil.images.nvs_gen import DeviceIdentity
+    from hil.invariants.observed import Observed
+
+PROVISIONED = pytest.StashKey[list["DeviceIdentity"]]()  # identities the test's provision() wrote
+_SECRET_FIELDS = ("hmac_key", "aes_key", "fota_key", "psk")
+
+
+class InvariantBroken(AssertionError):
+    """A scenario left one of the invariants broken; the message names it."""
+
+
+def observe(item: pytest.Item) -> Observed:
+    """What *item* left behind (only the fixtures it used)."""
+    from hil.board.board import Board
+    from hil.invariants.observed import Observed, ObservedConsole, ObservedServer
+    from hil.report.pytest_plugin import environment_of
+    from hil.server.under_test import ServerFactory
+
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    observed = Observed()
+    # only the harness's own fixtures: a self-test may name a fixture `board` or `server_factory` too
+    factory = funcargs.get("server_factory")
+    for server in factory.started if isinstance(factory, ServerFactory) else []:
+        if server.handle is not None:
+            observed.servers.append(ObservedServer(server.url, server.handle.state))
+    board = funcargs.get("board")
+    if isinstance(board, Board):
+        log = settings(item.config).logs_dir / safe_name(item.nodeid) / f"{board.name}.log"
+        observed.consoles.append(ObservedConsole(board.name, log, board.console.profile))
+    for name, raw in environment_of(item.config).secrets.export():
+        observed.secrets.register(raw, name)
+    for identity in item.stash.get(PROVISIONED, []):
+        for field in _SECRET_FIELDS:
+            value = getattr(identity, field)
+            if len(value) >= 8:
+                observed.secrets.register(value, f"{field} of {identity.device_id}")
+    return observed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    result = yield  # a failing body raises here: its own error stands
+    if not settings(item.config).invariants:
+        return result
+    from hil.invariants.checks import check_all
+    from hil.report.pytest_plugin import EVIDENCE_KEY
+
+    verdicts = [v for v in check_all(observe(item)) if v.applied]
+    evidence = item.stash.get(EVIDENCE_KEY, None)
+    if evidence is not None and verdicts:
+        evidence.note("invariants: " + "; ".join(v.describe() for v in verdicts))
+    broken = [v for v in verdicts if not v.holds]
+    if broken:
+        raise InvariantBroken("invariant broken — " + "\n".join(v.describe() for v in broken))
+    return result
