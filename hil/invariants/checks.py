@@ -96,7 +96,7 @@ def _events(console: ObservedConsole, name: str, field: str) -> list[tuple[int, 
         pattern = console.profile.event(name)
     except UnknownEventError:
         return None
-    return [(i, m.group(field)) for i, line in enumerate(console.lines()) if (m := pattern.search(line))]
+    return [(i, m.group(field)) for i, line in enumerate(console.lines) if (m := pattern.search(line))]
 
 
 def _committed_before_send(observed: Observed) -> list[str]:

@@ -3,6 +3,7 @@ logs of its boards, the firmware profile that names their events, and the secret
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ class ObservedServer:
     state: ServerState
 
 
-@dataclass(frozen=True)
+@dataclass
 class ObservedConsole:
     """One board's console log of this test, and the profile its lines follow."""
 
@@ -28,8 +29,9 @@ class ObservedConsole:
     log: Path
     profile: FirmwareProfile
 
+    @functools.cached_property
     def lines(self) -> list[str]:
-        """The logged lines, colours stripped (empty when the test wrote no log)."""
+        """The logged lines, colours stripped (empty when the test wrote no log); read once, after the test."""
         if not self.log.is_file():
             return []
         return [strip_ansi(line) for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines()]

@@ -175,9 +175,8 @@ def _advance_nonce(state: ServerState, packet: UploadPacket, read_early: int | N
 
 def _open(state: ServerState, device: DeviceKeys, packet: UploadPacket) -> Response | Readings:
     """Unwrap and decode the payload, and check it names the packet's device; a refusal or the readings."""
-    codec = state.config.wire.codec
     try:
-        readings = codec.decode_plaintext(codec.unwrap(packet, aes_key=device.aes_key))
+        readings = state.config.wire.read(packet, aes_key=device.aes_key)
         if "device-id-copy-unchecked" in state.defects:  # the public fw134 server: stored under the path's id
             readings = dataclasses.replace(readings, device_id=packet.device_id)
         elif "plaintext-device-id-trusted" not in state.defects:  # the defect stores under the plaintext's id

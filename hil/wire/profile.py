@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import re
 import sys
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from hil.protocol.errors import ProtocolError
+from hil.protocol.errors import ErrorCode, ProtocolError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +33,7 @@ else:  # Python 3.10: tomllib is tomli, adopted into the standard library in 3.1
 
 from hil.protocol.jsonio import load_json_object
 from hil.protocol.readings import Readings
-from hil.protocol.upload import UploadPacket
+from hil.protocol.upload import UploadPacket, check_readings_owner
 from hil.wire.classifier import Classifier, ProfileError
 from hil.wire.codec import UploadCodec, codec_named, macs_equal
 from hil.wire.outcome import Outcome, Verdict
@@ -159,8 +160,6 @@ class WireProfile:
 
     def body(self, packet: UploadPacket | Mapping[str, Any], *, remove: tuple[str, ...] = (), **fields: Any) -> bytes:
         """The JSON body of *packet* with *fields* overridden (``None`` → null) and *remove* left out."""
-        import json
-
         doc = dict(self.codec.envelope(packet) if isinstance(packet, UploadPacket) else packet)
         doc.update(fields)
         for name in remove:
@@ -189,19 +188,18 @@ class WireProfile:
         """Constant-time MAC check of *packet* under these keys."""
         return macs_equal(self.codec.expected_mac(packet, hmac_key=hmac_key, aes_key=aes_key), packet.mac)
 
+    def read(self, packet: UploadPacket, *, aes_key: bytes | None) -> Readings:
+        """Unwrap and decode the payload (no MAC check, no owner check)."""
+        return self.codec.decode_plaintext(self.codec.unwrap(packet, aes_key=aes_key))
+
     def open(self, packet: UploadPacket, *, hmac_key: bytes, aes_key: bytes | None) -> Readings:
         """Verify the MAC, unwrap and decode, and check the plaintext names the packet's device."""
-        from hil.protocol.errors import ErrorCode
-
         if not self.verify_mac(packet, hmac_key=hmac_key, aes_key=aes_key):
             raise ProtocolError(
                 ErrorCode.INVALID_HMAC, f"MAC of {packet.device_id} nonce {packet.nonce} does not verify"
             )
-        readings = self.codec.decode_plaintext(self.codec.unwrap(packet, aes_key=aes_key))
-        if readings.device_id != packet.device_id:
-            raise ProtocolError(
-                ErrorCode.INVALID_PAYLOAD, f"plaintext device_id {readings.device_id!r} differs from packet device_id"
-            )
+        readings = self.read(packet, aes_key=aes_key)
+        check_readings_owner(packet, readings)
         return readings
 
     def classify(self, status: int | None, body: bytes) -> Verdict:
