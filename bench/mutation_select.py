@@ -1,0 +1,121 @@
+"""The test command of a mutation run (bench/mutation.py), inside a worker's copy of the tree: run the
+scenarios that execute the mutated lines, not all of the area's.
+
+    python bench/mutation_select.py map --area NAME   # unmutated: run the area's scenarios under
+                                                      # coverage, keep which test runs which line
+    python bench/mutation_select.py run --area NAME   # mutated: find the changed lines, run the
+                                                      # scenarios that execute them (pytest -x)
+
+An area with ``coverage = true`` (modules that run inside the pytest process: the reference server) is
+selected line by line, as mutmut does: a mutant on a line no scenario executes survives at once, with
+that said; a line executed only while modules are imported (constants, ``def`` lines) is run against
+the whole pass. Other areas (the virtual board runs in its own process, out of coverage's reach) run
+all of each pass's files. Without a change (the baseline) every test of every pass runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mutation_results import Area, Pass, load_areas
+
+HERE = Path.cwd()
+STORE = HERE / ".mutation-map"  # bench/mutation.py copies it between workers (MAP_DIR)
+
+
+def pytest_command(run: Pass, targets: list[str], *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", *extra, *targets, *run.args]
+
+
+def run_pass(run: Pass, targets: list[str] | None = None) -> int:
+    return subprocess.run(pytest_command(run, list(run.tests) if targets is None else targets), check=False).returncode
+
+
+def build_map(area: Area) -> int:
+    """Run each pass of the area under coverage with one context per test; keep the pristine modules
+    and, per pass and module line, the tests that executed it (in run order)."""
+    STORE.mkdir(exist_ok=True)
+    sources = sorted({str(Path(m).parent) for m in area.modules})
+    import coverage
+
+    passes = []
+    for index, run in enumerate(area.passes):
+        data_file = STORE / f"{area.name}-{index}.coverage"
+        data_file.unlink(missing_ok=True)
+        cmd = pytest_command(run, list(run.tests), "-p", "no:randomly", *[f"--cov={s}" for s in sources],
+                             "--cov-context=test", "--cov-report=")  # fmt: skip
+        code = subprocess.run(cmd, env={**os.environ, "COVERAGE_FILE": str(data_file)}, check=False).returncode
+        if code != 0:
+            return code
+        data = coverage.CoverageData(basename=str(data_file))
+        data.read()
+        order: dict[str, int] = {}
+        lines: dict[str, dict[str, list[str]]] = {}
+        for module in area.modules:
+            lines[module] = {}
+            for line, contexts in sorted(data.contexts_by_lineno(str(HERE / module)).items()):
+                named = {c.rsplit("|", 1)[0] for c in contexts if c}  # "tests/x.py::test_y|run" -> the test
+                tests = sorted(named, key=lambda t: order.setdefault(t, len(order)))
+                lines[module][str(line)] = tests or ["*"]  # "*": executed at import, before any test
+        passes.append(lines)
+    pristine = {m: (HERE / m).read_text() for m in area.modules}
+    (STORE / f"{area.name}.json").write_text(json.dumps({"passes": passes, "pristine": pristine}))
+    return 0
+
+
+def changed_lines(before: str, after: str) -> list[int]:
+    """Line numbers (1-based, of *before*) that the mutation replaced."""
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
+    return [i + 1 for tag, i1, i2, _, _ in matcher.get_opcodes() if tag != "equal" for i in range(i1, max(i2, i1 + 1))]
+
+
+def run_selected(area: Area) -> int:
+    """Each pass in turn, with the tests the mutated lines need; 0 (survived) at once when no test of
+    any pass executes them. The first failing pass kills the mutant."""
+    if not area.coverage:
+        return next((code for run in area.passes if (code := run_pass(run)) != 0), 0)
+    stored = json.loads((STORE / f"{area.name}.json").read_text())
+    mutated = [(m, text) for m, text in stored["pristine"].items() if (HERE / m).read_text() != text]
+    if not mutated:
+        return next((code for run in area.passes if (code := run_pass(run)) != 0), 0)
+    selected: list[list[str]] = []
+    for lines in stored["passes"]:
+        tests: list[str] = []
+        for module, text in mutated:
+            for line in changed_lines(text, (HERE / module).read_text()):
+                tests += lines[module].get(str(line), [])
+        selected.append(tests)
+    if not any(selected):
+        where = ", ".join(m for m, _ in mutated)
+        print(f"mutation_select: no test of {area.name} executes the mutated lines of {where}: survived unrun")
+        return 0
+    for run, tests in zip(area.passes, selected, strict=True):
+        if tests:
+            code = run_pass(run, None if "*" in tests else list(dict.fromkeys(tests)))
+            if code != 0:
+                return code
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("map", "run"))
+    parser.add_argument("--area", required=True)
+    args = parser.parse_args()
+    areas, _ = load_areas(HERE / "bench" / "mutation.toml")
+    area = areas[args.area]
+    if args.mode == "map" and area.coverage:
+        return build_map(area)
+    return run_selected(area)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
