@@ -11,6 +11,7 @@ parts that read the built-in server's database are left out, and burst scenarios
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from hil.images.nvs_gen import DeviceIdentity
 from hil.net.attacker import Attacker
 from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.protocol.upload import UploadPacket
+from hil.server.clock import ManualClock
 from hil.server.nonce_book import NonceBook
 from hil.server.under_test import ServerFactory, ServerUnderTest
 from hil.wire.expect import Finding, expect_outcome, outcome_of
@@ -192,3 +194,38 @@ def test_rate_limit_refuses_a_burst(server_factory: ServerFactory, lab_device: D
         retry = verdict.fields.get("retry_after_seconds")
         assert isinstance(retry, (int, float)) and retry > 0, verdict.describe()
         assert limited.last_nonce(lab_device.device_id) == first + RATE_LIMIT - 1
+
+
+@pytest.mark.stride("D", threat="a rate limit that never reopens locks a device out, or one that reopens early lets a flood in")
+@pytest.mark.fails_with("rate-limit-counts-refusals")
+def test_rate_limit_window_reopens_when_it_said(server_factory: ServerFactory, lab_device: DeviceIdentity,
+                                                wire: WireProfile, nonce_book: NonceBook) -> None:
+    """Both sides of the window, on the built-in server's own clock moved by hand: once the limit is
+    reached, a device that keeps retrying inside the window is refused each time with a retry_after
+    that counts down to the window's end, its refused uploads take no nonce, and at the second the
+    first refusal advertised the next upload is accepted."""
+    clock = ManualClock()
+    limited = server_factory.start(rate_limit=RATE_LIMIT, clock=clock)
+    client = Attacker(limited, wire=wire)
+    nonce = nonce_book.block() + 1
+    for _ in range(RATE_LIMIT):
+        expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.ACCEPTED,
+                       what=f"upload {nonce} within the limit")  # fmt: skip
+        nonce += 1
+    refused = expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.RATE_LIMITED,
+                             what=f"upload {nonce}, one over the limit of {RATE_LIMIT}")  # fmt: skip
+    advertised = refused.fields.get("retry_after_seconds")
+    window = limited.state.config.rate_window_s
+    assert advertised == window, f"retry_after {advertised!r} after a burst at one instant, window {window:g} s"
+    waited = 0.0
+    for step in (window / 4, window / 4, window / 2 - 1):  # retries inside the window, the last 1 s before its end
+        waited = clock.advance(step) - 1000.0
+        verdict = expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.RATE_LIMITED,
+                                 what=f"a retry {waited:g} s into the {window:g} s window")  # fmt: skip
+        left = verdict.fields.get("retry_after_seconds")
+        assert left == math.ceil(window - waited), f"{waited:g} s in: retry_after {left!r}, {window - waited:g} s left"
+    assert limited.last_nonce(lab_device.device_id) == nonce - 1, "a rate-limited upload took its nonce"
+    clock.advance(advertised - waited)  # exactly when the first refusal said
+    expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.ACCEPTED,
+                   what=f"upload {nonce} at the end of the window, {advertised} s after the refusal")  # fmt: skip
+    assert limited.last_nonce(lab_device.device_id) == nonce

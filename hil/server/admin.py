@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json
-from hil.server.state import error_response, reject, server_state
+from hil.server.state import reject, server_state
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 _FAULT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -28,7 +28,10 @@ def require_token() -> Response | None:
     """Refuse (401, recorded) any admin request without ``Authorization: Bearer <admin token>``."""
     expected = f"Bearer {server_state().config.admin_token}".encode()
     given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-    if hmac.compare_digest(given, expected):
+    if "admin-token-prefix-accepted" in server_state().defects:
+        if expected.startswith(given):  # the defect: "Bearer " (or nothing at all) is a prefix too
+            return None
+    elif hmac.compare_digest(given, expected):
         return None
     response = reject(
         ErrorCode.UNAUTHORIZED,
@@ -91,7 +94,7 @@ def add_faults() -> Response:
     try:
         body = load_json(request.get_data(cache=False), what="faults body")
     except ProtocolError as exc:
-        return error_response(exc.code, exc.message)
+        return reject(exc.code, exc.message, device_id=None, detail=f"{request.method} {request.path}: {exc.message}")
     items = body if isinstance(body, list) else [body]
     parsed: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(items):
@@ -101,9 +104,8 @@ def add_faults() -> Response:
             or not _FAULT_NAME.fullmatch(item["name"])
             or not isinstance(item.get("params", {}), dict)
         ):
-            return error_response(
-                ErrorCode.INVALID_PAYLOAD, f'fault {index}: expected {{"name": "snake_case", "params": {{...}}}}'
-            )
+            message = f'fault {index}: expected {{"name": "snake_case", "params": {{...}}}}'
+            return reject(ErrorCode.INVALID_PAYLOAD, message, device_id=None, detail=f"POST {request.path}: {message}")
         parsed.append((item["name"], item.get("params", {})))
     storage = server_state().storage
     for name, params in parsed:
@@ -122,5 +124,6 @@ def clear_faults() -> Response:
 def _limit() -> int | Response:
     raw = request.args.get("limit", "1000")
     if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
-        return error_response(ErrorCode.INVALID_PAYLOAD, f"limit must be an integer 1..{MAX_LIMIT}")
+        message = f"limit must be an integer 1..{MAX_LIMIT}"
+        return reject(ErrorCode.INVALID_PAYLOAD, message, device_id=None, detail=f"{request.path}: limit={raw[:20]!r}")
     return int(raw)

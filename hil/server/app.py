@@ -48,7 +48,12 @@ def create_app(config: ServerConfig, *, defects: Iterable[str] = (), responses: 
         config=config,
         storage=storage,
         defects=active,
-        limiter=RateLimiter(config.rate_limit, config.rate_window_s, config.clock),
+        limiter=RateLimiter(
+            config.rate_limit,
+            config.rate_window_s,
+            config.clock,
+            count_refusals="rate-limit-counts-refusals" in active,
+        ),
         responses=responses if responses is not None else ResponseLog(),
     )
     app.register_blueprint(upload.blueprint(config.wire))

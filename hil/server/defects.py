@@ -80,6 +80,18 @@ _DEFECTS: tuple[Defect, ...] = (
         "device's id is stored as that device's readings",
     ),
     Defect(
+        "rate-limit-counts-refusals",
+        "upload",
+        "refused attempts count against the rate-limit window too: a device that retries inside the window "
+        "extends its own lock-out, and the retry_after it was told is a lie",
+    ),
+    Defect(
+        "admin-token-prefix-accepted",
+        "admin",
+        "the admin bearer token is compared as a prefix of the real one (a length bug in a hand-written "
+        "compare): an empty or truncated token opens the admin API",
+    ),
+    Defect(
         "plaintext-device-id-trusted",
         "upload",
         "readings are stored under the device id inside the decrypted plaintext instead of refusing a "

@@ -21,10 +21,13 @@ class RateLimiter:
     it there so a flood of forged packets is cut off before any HMAC work.
     """
 
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float], *, count_refusals: bool = False
+    ) -> None:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
+        self._count_refusals = count_refusals  # the rate-limit-counts-refusals defect
         self._hits: dict[Hashable, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -38,6 +41,8 @@ class RateLimiter:
             while hits and hits[0] <= now - self.window_s:
                 hits.popleft()
             if len(hits) >= self.limit:
+                if self._count_refusals:  # the defect: a client retrying inside the window extends it
+                    hits.append(now)
                 return max(1, math.ceil(hits[0] + self.window_s - now))
             hits.append(now)
         return None

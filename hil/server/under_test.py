@@ -8,6 +8,7 @@ against an external server, saying why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -122,19 +123,22 @@ class ServerFactory:
         fota_signing_key: Path | None = None,
         db_name: str | None = None,
         external_as_is: bool = False,
+        clock: Callable[[], float] | None = None,
     ) -> ServerUnderTest:
         """A running server. ``tls="mitm"`` presents a certificate from a CA the board does not trust;
         ``firmware_dir`` holds the FOTA packages it offers (``hil.images.fota_build.firmware_dir_with``);
         ``attacker_key`` signs manifests under the ``wrong_signing_key`` fault; ``fota_signing_key`` is the
-        key the packages were built with (``ecowatt-fw134`` signs with it when it serves). Anything but the defaults
-        needs the built-in server (the test skips against an external one), unless *external_as_is*:
-        the scenario then runs against the external server as it is configured."""
+        key the packages were built with (``ecowatt-fw134`` signs with it when it serves); ``clock`` is the
+        built-in server's clock (a :class:`hil.server.clock.ManualClock` moves its rate-limit window).
+        Anything but the defaults needs the built-in server (the test skips against an external one),
+        unless *external_as_is*: the scenario then runs against the external server as it is configured."""
         if self.external is not None and external_as_is:
             return self.external
         if self.external is not None:
             # the external server is what it is: only a request it already satisfies can be served
             tls_ok = tls == "off" or (tls == "on" and self.external.scheme == "https")
-            if not (tls_ok and rate_limit == DEFAULT_RATE_LIMIT and firmware_dir is None and attacker_key is None):
+            as_is = firmware_dir is None and attacker_key is None and clock is None
+            if not (tls_ok and rate_limit == DEFAULT_RATE_LIMIT and as_is):
                 pytest.skip(
                     f"needs a built-in server configured with tls={tls}, rate_limit={rate_limit}, "
                     f"firmware_dir={firmware_dir}; the server under test is {self.external.url}"
@@ -151,6 +155,7 @@ class ServerFactory:
             fota_signing_key=fota_signing_key,
             wire=self.wire,
             max_body_bytes=self.wire.limits.body_bytes or MAX_BODY_BYTES,
+            **({"clock": clock} if clock is not None else {}),
         )
         pair = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}[tls]
         handle = ServerHandle(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hil.server.clock import ManualClock
 from hil.protocol import Reading, Readings, UploadPacket, build_packet
 from hil.server import ServerConfig, devices_from_entries
 
@@ -21,14 +22,7 @@ DEVICES = devices_from_entries([
 UPLOAD = "/api/upload/data"
 
 
-class FakeClock:
-    """Monotonic clock the tests move by hand (rate-limit windows without waiting)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+FakeClock = ManualClock  # the clock the tests move by hand (rate-limit windows without waiting)
 
 
 def readings(device_id: str = "EW-0001", n: int = 2) -> Readings:

@@ -71,6 +71,21 @@ def replayed_elsewhere_then_valid(client: Any) -> int:
     return post(client, packet(10002), peer="10.0.0.23")[0]
 
 
+def admin_with_empty_token(client: Any) -> int:
+    return int(client.get("/api/admin/events", headers={"Authorization": "Bearer "}).status_code)
+
+
+def retries_inside_window_then_at_its_end(client: Any) -> int:
+    clock = client.application.extensions[EXTENSION_KEY].config.clock
+    for n in range(1, 11):  # the limit (10 per 60 s), all at one instant
+        post(client, packet(n))
+    for n in range(11, 21):  # a device retrying each second: refused, and not counted
+        clock.advance(1)
+        post(client, packet(n))
+    clock.advance(50)  # the window of the first ten is over
+    return post(client, packet(21))[0]
+
+
 # defect -> (probe, status on the reference server, status with the defect)
 FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
     "nonce-advanced-before-mac": (burn_then_valid, 200, 403),
@@ -85,6 +100,8 @@ FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
     "nonces-in-memory": (replay_after_restart, 403, 200),
     "plaintext-device-id-trusted": (plaintext_names_other_device, 400, 200),
     "device-id-copy-unchecked": (plaintext_names_other_device, 400, 200),
+    "admin-token-prefix-accepted": (admin_with_empty_token, 401, 200),
+    "rate-limit-counts-refusals": (retries_inside_window_then_at_its_end, 200, 429),
 }
 # A race needs concurrent requests, which a test client cannot make: proven with parallel copies on a
 # running server in selftest/wire/test_server_fw134.py (and by the scenario that claims it).

@@ -73,11 +73,11 @@ def test_replay_reports_both_nonces(client) -> None:
 def test_rate_limit_default_and_retry_after(client, clock) -> None:
     for nonce in range(1, 11):
         assert post(client, packet(nonce))[0] == 200
-    clock.now += 30
+    clock.advance(30)
     status, reply = post(client, packet(11))
     assert (status, reply["error_code"], reply["retry_after_seconds"]) == (429, "RATE_LIMIT_EXCEEDED", 30)
     assert post(client, packet(1, "EW-0002"))[0] == 200  # per device
-    clock.now += 30.5
+    clock.advance(30.5)
     assert post(client, packet(11))[0] == 200
 
 
