@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -50,8 +51,9 @@ def build_map(area: Area) -> int:
     for index, run in enumerate(area.passes):
         data_file = STORE / f"{area.name}-{index}.coverage"
         data_file.unlink(missing_ok=True)
+        junit = STORE / f"{area.name}-{index}.xml"
         cmd = pytest_command(run, list(run.tests), "-p", "no:randomly", *[f"--cov={s}" for s in sources],
-                             "--cov-context=test", "--cov-report=")  # fmt: skip
+                             "--cov-context=test", "--cov-report=", f"--junitxml={junit}")  # fmt: skip
         code = subprocess.run(cmd, env={**os.environ, "COVERAGE_FILE": str(data_file)}, check=False).returncode
         if code != 0:
             return code
@@ -65,10 +67,23 @@ def build_map(area: Area) -> int:
                 named = {c.rsplit("|", 1)[0] for c in contexts if c}  # "tests/x.py::test_y|run" -> the test
                 tests = sorted(named, key=lambda t: order.setdefault(t, len(order)))
                 lines[module][str(line)] = tests or ["*"]  # "*": executed at import, before any test
-        passes.append(lines)
+        passes.append({"lines": lines, "seconds": durations(junit)})
     pristine = {m: (HERE / m).read_text() for m in area.modules}
     (STORE / f"{area.name}.json").write_text(json.dumps({"passes": passes, "pristine": pristine}))
     return 0
+
+
+def durations(junit: Path) -> dict[str, float]:
+    """Seconds per test node id, from pytest's JUnit XML (classname ``tests.test_x.TestY`` + name)."""
+    out: dict[str, float] = {}
+    for case in ElementTree.parse(junit).iter("testcase"):
+        parts = case.get("classname", "").split(".")
+        for cut in range(len(parts), 0, -1):  # the longest prefix that is a file is the module
+            module = "/".join(parts[:cut]) + ".py"
+            if (HERE / module).is_file():
+                out["::".join([module, *parts[cut:], case.get("name", "")])] = float(case.get("time", "0"))
+                break
+    return out
 
 
 def changed_lines(before: str, after: str) -> list[int]:
@@ -87,19 +102,20 @@ def run_selected(area: Area) -> int:
     if not mutated:
         return next((code for run in area.passes if (code := run_pass(run)) != 0), 0)
     selected: list[list[str]] = []
-    for lines in stored["passes"]:
+    for recorded in stored["passes"]:
         tests: list[str] = []
         for module, text in mutated:
             for line in changed_lines(text, (HERE / module).read_text()):
-                tests += lines[module].get(str(line), [])
-        selected.append(tests)
+                tests += recorded["lines"][module].get(str(line), [])
+        seconds = recorded["seconds"]  # quickest first: a killed mutant costs its quickest failing test
+        selected.append(sorted(dict.fromkeys(tests), key=lambda t: seconds.get(t, float("inf"))))
     if not any(selected):
         where = ", ".join(m for m, _ in mutated)
         print(f"mutation_select: no test of {area.name} executes the mutated lines of {where}: survived unrun")
         return 0
     for run, tests in zip(area.passes, selected, strict=True):
         if tests:
-            code = run_pass(run, None if "*" in tests else list(dict.fromkeys(tests)))
+            code = run_pass(run, None if "*" in tests else tests)
             if code != 0:
                 return code
     return 0
