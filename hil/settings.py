@@ -14,6 +14,7 @@ from hil.net.options import CAPTURE_MODES
 from hil.net.options import OPTIONS as NET_OPTIONS
 from hil.options import OptionSpec, read_option
 from hil.server.options import OPTIONS as SERVER_OPTIONS
+from hil.tiers import OPTIONS as TIER_OPTIONS
 from hil.wire.options import OPTIONS as WIRE_OPTIONS
 
 # Board options (inventory, locks, profile, flashing) belong to hil.board; these are the ones of
@@ -86,6 +87,7 @@ ALL_OPTIONS: tuple[OptionSpec, ...] = (
     + COAP_OPTIONS
     + WIRE_OPTIONS
     + INVARIANT_OPTIONS
+    + TIER_OPTIONS
 )
 
 
@@ -125,6 +127,7 @@ class HilSettings:
     wire_profile: str = "ecowatt-api"  # a shipped profile name or a path (hil.wire.profile)
     device_trigger: str = "auto"  # hil.board.trigger.TRIGGERS
     invariants: bool = True  # check hil.invariants after each scenario
+    slow: bool = False  # run the slow tier (hil.tiers)
     no_flood: bool = False
 
     @property
@@ -179,6 +182,7 @@ class HilSettings:
             wire_profile=opt["hil_wire_profile"],
             device_trigger=_choice(opt, "hil_device_trigger", ("auto", "console", "timer")),
             invariants=not opt["hil_no_invariants"],
+            slow=bool(opt["hil_slow"]),
             no_flood=bool(opt["hil_no_flood"]),
         )
 

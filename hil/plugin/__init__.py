@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from hil import tiers
 from hil.options import register_options
 from hil.plugin import defect_proof
 from hil.plugin.markers import MARKERS, check_firmware, check_needs
@@ -90,6 +91,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if any(defect_proof.declared_defects(item) for item in items):
         defect_proof.check_declared(items, _known_defects())
     defect_proof.select_for_proof(config, items, settings(config).defects)
+    tiers.skip_slow(items, settings(config).slow)
 
 
 def _known_defects() -> set[str]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from hil.board.spec import CAPABILITIES
+from hil.tiers import MARKER as TIER_MARKER
 
 MARKERS: tuple[str, ...] = (
     "firmware(name): flash this artifact of firmware_builds/index.json instead of app-v1",
@@ -16,6 +17,7 @@ MARKERS: tuple[str, ...] = (
     f"needs(*capabilities): skip unless the board declares these capabilities ({', '.join(sorted(CAPABILITIES))})",
     "ota_packages(*images): FOTA packages the test's update server offers (image names of the firmware "
     "index, default app-v2)",
+    TIER_MARKER,
 )
 
 
