@@ -48,6 +48,9 @@ OTA_STATUS_FIELDS = (
 BUSY_TIMEOUT_MS = 10_000
 
 
+ALL = -1  # a limit of -1 is SQLite's "no limit": every row
+
+
 @dataclass(frozen=True)
 class NonceDecision:
     """Outcome of the compare-and-advance: ``accepted``, and the stored last nonce when refused."""
@@ -134,7 +137,7 @@ class Storage:
             )
 
     def readings(self, device_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """Stored samples, oldest first, optionally of one device."""
+        """Stored samples, oldest first, optionally of one device; at most *limit* (:data:`ALL`: every one)."""
         sql = "SELECT device_id, nonce, received_at, sample_time, register, value FROM readings"
         args: tuple[Any, ...] = ()
         if device_id is not None:
@@ -156,7 +159,7 @@ class Storage:
     def events(
         self, *, device_id: str | None = None, code: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        """Security events, oldest first, filtered by device and/or code."""
+        """Security events, oldest first, filtered by device and/or code; at most *limit* (:data:`ALL`: every one)."""
         where, args = [], []
         for column, value in (("device_id", device_id), ("code", code)):
             if value is not None:

@@ -8,6 +8,7 @@ against an external server, saying why.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from hil.protocol.upload import MAX_BODY_BYTES
 from hil.server.config import DEFAULT_RATE_LIMIT, DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.server.state import ServerState
+from hil.server.storage import ALL
 from hil.server.tls import TestPki
 from hil.wire.profile import WireProfile, default_profile
 
@@ -71,11 +73,11 @@ class ServerUnderTest:
 
     def events(self, **filters: Any) -> list[dict[str, Any]]:
         """Security events recorded so far (``device_id=``, ``code=``)."""
-        return self.state.storage.events(**filters)
+        return self.state.storage.events(**{"limit": ALL, **filters})
 
     def readings(self, device_id: str | None = None) -> list[dict[str, Any]]:
-        """Stored samples, oldest first."""
-        return self.state.storage.readings(device_id)
+        """Every stored sample, oldest first."""
+        return self.state.storage.readings(device_id, limit=ALL)
 
     def last_nonce(self, device_id: str) -> int | None:
         """The last accepted nonce of *device_id* (None before its first accepted upload)."""
@@ -155,7 +157,7 @@ class ServerFactory:
             fota_signing_key=fota_signing_key,
             wire=self.wire,
             max_body_bytes=self.wire.limits.body_bytes or MAX_BODY_BYTES,
-            **({"clock": clock} if clock is not None else {}),
+            clock=clock or time.monotonic,
         )
         pair = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}[tls]
         handle = ServerHandle(
