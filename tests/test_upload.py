@@ -9,8 +9,12 @@ scenario against each named defect and require a failure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from hil.adversarial.certificates import CASES as CERTIFICATE_CASES
+from hil.adversarial.certificates import CertificateSet, IssuedCertificate
 from hil.board.board import Board
 from hil.board.contract import BOOT_TIMEOUT, Provision, start_upload, upload_now
 from hil.images.nvs_gen import DeviceIdentity
@@ -127,3 +131,33 @@ def test_mitm_certificate_refused(provision: Provision, server_factory: ServerFa
     provision(server_url=mitm.url, nonce=device.nonce + 1)
     board.console.expect_event("tls.failed", start_upload(board), unless=["upload.ok", "upload.rejected"])
     assert mitm.readings() == [] and mitm.events() == []
+
+
+# Every chain but the control is wrong in one way: a board that checks nothing accepts them all, one that
+# checks the chain but not the name accepts the one for another host.
+NO_VERIFY = pytest.mark.fails_with("tls-no-verify")
+NO_HOSTNAME = pytest.mark.fails_with("tls-hostname-not-checked")
+CERTIFICATES = [pytest.param(c.name, marks=[] if c.must_accept else [NO_VERIFY, *([NO_HOSTNAME] if c.other_host else [])])
+                for c in CERTIFICATE_CASES]  # fmt: skip
+
+
+@pytest.mark.stride("S", "I", threat="a server certificate valid but wrong in one way (host, dates, usage, issuer) "
+                                     "is trusted: an impostor receives the readings")
+@pytest.mark.parametrize("case", CERTIFICATES)
+def test_certificate_wrong_in_one_way_refused(case: str, provision: Provision, adversarial_certificates: CertificateSet,
+                                              serve_certificate: Callable[[IssuedCertificate], ServerUnderTest],
+                                              board: Board, evidence) -> None:
+    """Over HTTPS, trusting the set's CA, the board uploads to a server presenting the control chain and
+    refuses one presenting a chain wrong in one way (``hil.adversarial.certificates``): the TLS failure
+    on its console, nothing sent (nothing stored, no security event)."""
+    issued = adversarial_certificates[case]
+    evidence.note(issued.case.describe())
+    server = serve_certificate(issued)
+    device = provision(server_url=server.url, ca_cert=server.ca_pem)
+    if issued.case.must_accept:
+        upload_now(board, device.nonce + 1)
+        assert server.last_nonce(device.device_id) == device.nonce + 1
+        return
+    failed = board.console.expect_event("tls.failed", start_upload(board), unless=["upload.ok", "upload.rejected"])
+    evidence.note(f"the board: {failed.group(0).strip()}")
+    assert server.readings() == [] and server.events() == []

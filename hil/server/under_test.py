@@ -22,7 +22,7 @@ from hil.server.config import DEFAULT_RATE_LIMIT, DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.server.state import ServerState
 from hil.server.storage import ALL
-from hil.server.tls import TestPki
+from hil.server.tls import CertPair, TestPki
 from hil.wire.profile import WireProfile, default_profile
 
 ADMIN_TOKEN = "hil-fixture-admin-token"  # TEST ONLY: in-process servers on the bench network
@@ -118,7 +118,7 @@ class ServerFactory:
     def start(
         self,
         *,
-        tls: Tls = "off",
+        tls: Tls | CertPair = "off",
         rate_limit: int = DEFAULT_RATE_LIMIT,
         firmware_dir: Path | None = None,
         attacker_key: Path | None = None,
@@ -126,12 +126,15 @@ class ServerFactory:
         db_name: str | None = None,
         external_as_is: bool = False,
         clock: Callable[[], float] | None = None,
+        ca_cert: Path | None = None,
     ) -> ServerUnderTest:
         """A running server. ``tls="mitm"`` presents a certificate from a CA the board does not trust;
         ``firmware_dir`` holds the FOTA packages it offers (``hil.images.fota_build.firmware_dir_with``);
         ``attacker_key`` signs manifests under the ``wrong_signing_key`` fault; ``fota_signing_key`` is the
         key the packages were built with (``ecowatt-fw134`` signs with it when it serves); ``clock`` is the
-        built-in server's clock (a :class:`hil.server.clock.ManualClock` moves its rate-limit window).
+        built-in server's clock (a :class:`hil.server.clock.ManualClock` moves its rate-limit window);
+        ``tls=CertPair(...)`` presents that chain instead (an adversarial certificate, :mod:`hil.adversarial`),
+        ``ca_cert`` the CA a board is provisioned with to judge it (default: the session PKI's).
         Anything but the defaults needs the built-in server (the test skips against an external one),
         unless *external_as_is*: the scenario then runs against the external server as it is configured."""
         if self.external is not None and external_as_is:
@@ -139,7 +142,7 @@ class ServerFactory:
         if self.external is not None:
             # the external server is what it is: only a request it already satisfies can be served
             tls_ok = tls == "off" or (tls == "on" and self.external.scheme == "https")
-            as_is = firmware_dir is None and attacker_key is None and clock is None
+            as_is = firmware_dir is None and attacker_key is None and clock is None and ca_cert is None
             if not (tls_ok and rate_limit == DEFAULT_RATE_LIMIT and as_is):
                 pytest.skip(
                     f"needs a built-in server configured with tls={tls}, rate_limit={rate_limit}, "
@@ -159,7 +162,8 @@ class ServerFactory:
             max_body_bytes=self.wire.limits.body_bytes or MAX_BODY_BYTES,
             clock=clock or time.monotonic,
         )
-        pair = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}[tls]
+        shipped = {"off": None, "on": self.pki.server, "mitm": self.pki.mitm_server}
+        pair = tls if isinstance(tls, CertPair) else shipped[tls]
         handle = ServerHandle(
             config,
             host=self.host,
@@ -169,9 +173,10 @@ class ServerFactory:
         ).start()
         server = ServerUnderTest(
             handle.url,
-            self.pki.ca_cert.read_text(encoding="ascii"),
+            (ca_cert or self.pki.ca_cert).read_text(encoding="ascii"),
             handle,
-            description=f"built-in reference server ({self.wire.name}, tls {tls}, "
+            description=f"built-in reference server ({self.wire.name}, "
+            f"tls {tls if isinstance(tls, str) else tls.cert.name}, "
             f"defects: {', '.join(self.defects) or 'none'})",
         )
         self._started.append(server)

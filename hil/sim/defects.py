@@ -83,6 +83,12 @@ _DEFECTS: tuple[Defect, ...] = (
         "the HTTPS client does not verify the server certificate: a MITM certificate is accepted",
     ),
     Defect(
+        "tls-hostname-not-checked",
+        "upload",
+        "the HTTPS client verifies the server's chain but never its name (skip_cert_common_name_check: "
+        "mbedtls_ssl_set_hostname is not called): a certificate the trusted CA issued for another host is accepted",
+    ),
+    Defect(
         "https-downgrade-to-http",
         "upload",
         "when the TLS handshake fails the upload is re-sent over plain HTTP to the same host and port "

@@ -1,15 +1,18 @@
 """The device's network side: HTTPS with the provisioned CA, a MITM certificate refused before
-anything is sent, the Wi-Fi-like MSS clamp, and the kept-alive HttpSession."""
+anything is sent, what the TLS defects let through, the Wi-Fi-like MSS clamp, and the kept-alive
+HttpSession."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from hil.adversarial.certificates import CertificateSet, IssuedCertificate, generate_certificate_set
 from hil.sim.firmware import net
 from hil.sim.firmware.upload import upload_cycle
 from sim_upload.conftest import nvs_value
@@ -38,6 +41,52 @@ def test_tls_no_verify_defect_accepts_the_mitm_certificate(make_server, make_dev
     rt, device = make_device(server.url, ("tls-no-verify",))
     assert upload_cycle(device)
     assert not event(rt, "tls.failed") and server.recorder.nonces == [10001]
+
+
+def _handshake_completes(issued: IssuedCertificate, ca_pem: str, verify: net.Verify) -> bool:
+    """The device's TLS context (server name 127.0.0.1) against a server presenting *issued*."""
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(issued.pair.cert, issued.pair.key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            try:
+                server_side.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                conn.close()  # the client refused the chain
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        sock = net.open_socket("127.0.0.1", listener.getsockname()[1])
+        try:
+            net.tls_context(ca_pem, verify=verify).wrap_socket(sock, server_hostname="127.0.0.1").close()
+        except ssl.SSLCertVerificationError:
+            return False
+        finally:
+            sock.close()
+            thread.join(5)
+    return True
+
+
+@pytest.fixture(scope="module")
+def certificate_set(tmp_path_factory) -> CertificateSet:
+    return generate_certificate_set(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.mark.parametrize("defects, verify", [((), net.Verify.FULL),
+                                             (("tls-hostname-not-checked",), net.Verify.CHAIN_ONLY),
+                                             (("tls-no-verify",), net.Verify.NONE),
+                                             (("tls-no-verify", "tls-hostname-not-checked"), net.Verify.NONE)])
+def test_the_tls_defects_let_through_what_they_name(certificate_set, defects, verify) -> None:
+    """Against the adversarial certificate set: the full check accepts only the control; without the
+    name check the chain for another host gets through too, and nothing else; without verification, all."""
+    assert net.verification(defects) is verify
+    ca_pem = certificate_set.ca_cert.read_text()
+    accepted = {i.case.name for i in certificate_set.issued if _handshake_completes(i, ca_pem, verify)}
+    everything = {i.case.name for i in certificate_set.issued}
+    assert accepted == {net.Verify.FULL: {"control"}, net.Verify.CHAIN_ONLY: {"control", "wrong-host"},
+                        net.Verify.NONE: everything}[verify]
 
 
 def test_https_without_a_provisioned_ca_is_refused():

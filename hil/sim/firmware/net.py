@@ -4,7 +4,8 @@ Real sockets from the board's own address (in its own network namespace when it 
 :mod:`hil.sim.netns`), with the TCP MSS clamped like Wi-Fi (1400 bytes: loopback
 would otherwise put 64 KiB segments on the wire, which captures truncate). HTTPS verifies the server
 certificate against the CA PEM the device was provisioned with, hostname or IP included; a handshake
-failure raises :class:`TlsError` before a single byte of the request is sent.
+failure raises :class:`TlsError` before a single byte of the request is sent. The defects that weaken
+that check (``tls-no-verify``, ``tls-hostname-not-checked``) are honoured here, in :func:`verification`.
 
 :func:`get` and :func:`post_json` use one connection per request (an upload cycle); an
 :class:`HttpSession` keeps one connection alive over several requests (an OTA update), reconnecting
@@ -13,12 +14,13 @@ only after a failure or a close the server announced.
 
 from __future__ import annotations
 
+import enum
 import http.client
 import json
 import re
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,11 +154,31 @@ def open_socket(
     return sock
 
 
-def tls_context(ca_pem: str, *, verify: bool = True) -> ssl.SSLContext:
-    """Client context trusting only *ca_pem*; ``verify=False`` is the ``tls-no-verify`` defect's context."""
+class Verify(enum.Enum):
+    """What the HTTPS client checks of the server's certificate (the value says it in words)."""
+
+    FULL = "its chain to the provisioned CA and its name"  # esp-tls with the host name set
+    CHAIN_ONLY = "its chain only, not its name"  # mbedtls_ssl_set_hostname never called
+    NONE = "nothing"  # MBEDTLS_SSL_VERIFY_NONE
+
+
+def verification(defects: Iterable[str]) -> Verify:
+    """What the firmware's HTTPS client (uploads and OTA alike) checks on a board with *defects*:
+    ``tls-no-verify`` checks nothing; ``tls-hostname-not-checked`` (``skip_cert_common_name_check``
+    in the ``esp_http_client`` config, so esp-tls never sets the host name) checks the chain, not the name."""
+    names = frozenset(defects)
+    if "tls-no-verify" in names:
+        return Verify.NONE
+    if "tls-hostname-not-checked" in names:
+        return Verify.CHAIN_ONLY
+    return Verify.FULL
+
+
+def tls_context(ca_pem: str, *, verify: Verify = Verify.FULL) -> ssl.SSLContext:
+    """Client context trusting only *ca_pem*, checking what *verify* says (a defect checks less)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if not verify:
+    if verify is Verify.NONE:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
@@ -166,6 +188,7 @@ def tls_context(ca_pem: str, *, verify: bool = True) -> ssl.SSLContext:
         ctx.load_verify_locations(cadata=ca_pem)
     except ssl.SSLError as exc:
         raise TlsError(f"provisioned CA certificate is unusable: {exc.reason}") from None
+    ctx.check_hostname = verify is Verify.FULL  # the chain is verified either way (CERT_REQUIRED stays)
     return ctx
 
 
@@ -175,7 +198,7 @@ def post_json(
     body: bytes,
     *,
     ca_pem: str = "",
-    verify: bool = True,
+    verify: Verify = Verify.FULL,
     station: Station | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     on_sent: Callable[[], None] | None = None,
@@ -204,7 +227,7 @@ def get(
     path: str,
     *,
     ca_pem: str = "",
-    verify: bool = True,
+    verify: Verify = Verify.FULL,
     station: Station | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_bytes: int = MAX_REPLY_BYTES,
@@ -236,7 +259,7 @@ def _request(
     body: bytes | None,
     *,
     ca_pem: str,
-    verify: bool,
+    verify: Verify,
     station: Station | None,
     timeout: float,
     on_sent: Callable[[], None] | None,
@@ -265,7 +288,7 @@ class HttpSession:
         endpoint: Endpoint,
         *,
         ca_pem: str = "",
-        verify: bool = True,
+        verify: Verify = Verify.FULL,
         station: Station | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:

@@ -146,7 +146,7 @@ class UpdateServerLink:
         self.session = net.HttpSession(
             self.endpoint,
             ca_pem=ident.ca_cert,
-            verify="tls-no-verify" not in device.rt.defects,
+            verify=net.verification(device.rt.defects),
             station=net.station_of(device.rt),
             timeout=timeout,
         )

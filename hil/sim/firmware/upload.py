@@ -13,7 +13,8 @@ NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = 
 
 Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_store_nonce`),
 ``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (the format's builder),
-``tls-no-verify`` and ``https-downgrade-to-http`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`).
+``https-downgrade-to-http`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`); the TLS check's
+defects (``tls-no-verify``, ``tls-hostname-not-checked``) in :func:`hil.sim.firmware.net.verification`.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def _send(device: Device, endpoint: net.Endpoint, packet: OutgoingUpload, count:
             packet.path,
             body,
             ca_pem=ident.ca_cert,
-            verify="tls-no-verify" not in rt.defects,
+            verify=net.verification(rt.defects),
             station=net.station_of(rt),
             on_sent=lambda: rt.checkpoint("upload.sent", nonce=packet.nonce),
         )
