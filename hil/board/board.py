@@ -18,12 +18,14 @@ from hil.board.trigger import Trigger
 from hil.console import Console, FirmwareProfile
 from hil.flashing import (
     ExpectedIdentity,
+    FlashRegion,
     FlashReport,
     LoaderEntry,
     PlannedRegion,
     Restart,
     erase_port,
     flash_port,
+    verify_port,
 )
 from hil.flashing.flasher import read_port
 from hil.flashing.session import ProgressFn
@@ -286,6 +288,23 @@ class Board:
             ),
             reset,
         )
+
+    def flash_matches(self, regions: Sequence[FlashRegion]) -> list[bool]:
+        """Whether the flash holds each region's bytes (flash MD5 over the ROM loader, one session,
+        nothing written), then reset into the app as :meth:`flash` does: what an invariant reads
+        after a scenario (the slots hold the images they must)."""
+        report = self._with_loader(
+            lambda port, restart: verify_port(
+                port,
+                regions,
+                board=self.name,
+                entry=self._loader_entry(port),
+                expect=self._expected(None, ""),
+                restart=restart,
+            ),
+            reset=True,
+        )
+        return [r.action == "identical" for r in report.regions]
 
     def read_flash(self, offset: int, size: int) -> bytes:
         """Read ``size`` bytes of flash at ``offset`` (esptool read_flash: e.g. the NVS partition that

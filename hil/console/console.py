@@ -28,7 +28,9 @@ Surviving real USB (a hub power cycle, a brownout, an ESP USB-Serial/JTAG re-enu
   starts with the end of the previous test's line.
 * ``pause()`` (flashing) first waits for a lost port to come back, then parks the reader: a drop
   while paused is the flasher's problem (esptool reconnects or fails itself); the reader recovers
-  only once the pause ends.
+  only once the pause ends. The log gets :data:`LOADER_SESSION` at each pause: esptool reads the
+  ROM's own ``waiting for download``, so without it a log could not tell a flashing (which may
+  rewrite NVS, e.g. roll the nonce back) from a power cut.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ READ_TIMEOUT = 0.1  # bounds how long pause()/close() wait for the reader to not
 PARK_TIMEOUT = 5.0
 CUT_BY_LOSS = " [hil: partial line, port lost]"
 CUT_BY_LOG_SWITCH = " [hil: partial line, log switched]"
+LOADER_SESSION = "--- hil: port handed to the flasher (ROM loader session) ---"
 
 Matcher = Callable[[str], "re.Match[str] | None"]
 
@@ -483,6 +486,7 @@ class Console:
                 raise ConsoleClosed(f"{self.name}: console reader did not pause within {PARK_TIMEOUT} s")
             port = self._port
         self._flush_partial("")
+        self._write_log(LOADER_SESSION)
         try:
             yield port
         finally:

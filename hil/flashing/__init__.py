@@ -1,7 +1,15 @@
 """hil.flashing: esptool driven in-process on a board's open port, skip-if-identical per region."""
 
 from hil.flashing.esptool_host import FlashError, FlashTimeout, clean_environment
-from hil.flashing.flasher import FlashTarget, LoaderEntry, Restart, apply_plan, erase_port, flash_port
+from hil.flashing.flasher import (
+    FlashTarget,
+    LoaderEntry,
+    Restart,
+    apply_plan,
+    erase_port,
+    flash_port,
+    verify_port,
+)
 from hil.flashing.identity import ExpectedIdentity, IdentityMismatch
 from hil.flashing.plan import (
     FlashRegion,
@@ -39,4 +47,5 @@ __all__ = [
     "plan_from",
     "plan_from_index",
     "region",
+    "verify_port",
 ]

@@ -204,6 +204,36 @@ def erase_port(
     return report
 
 
+def verify_port(
+    port: SerialPort,
+    regions: Sequence[FlashRegion],
+    *,
+    board: str,
+    timeout_scale: float = 1.0,
+    entry: LoaderEntry | None = None,
+    expect: ExpectedIdentity | None = None,
+    restart: Restart | None = None,
+) -> FlashReport:
+    """Connect esptool on the open ``port``, check the chip against ``expect`` and compare the flash
+    MD5 of each region with its bytes, writing nothing (action ``"identical"`` or ``"differs"``);
+    ``restart`` as for :func:`flash_port`. Regions over the same range (candidate images of one
+    size) cost one MD5."""
+    started = time.monotonic()
+    session = _connected(port, board, entry, expect, timeout_scale=timeout_scale)
+    report = FlashReport(board=board, port=session.port_name, chip=session.chip, mac=session.mac)
+    digests: dict[tuple[int, int], str] = {}
+    for region in regions:
+        t0 = time.monotonic()
+        key = (region.offset, region.size)
+        if key not in digests:
+            digests[key] = session.flash_md5(*key)
+        action = "identical" if digests[key] == region.md5 else "differs"
+        report.regions.append(RegionResult(region.label, region.offset, region.size, action, time.monotonic() - t0))
+    _restart(session, restart, report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
 def read_port(
     port: SerialPort,
     offset: int,

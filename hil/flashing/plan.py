@@ -94,7 +94,7 @@ class RegionResult:
     label: str
     offset: int
     size: int
-    action: str  # "written" | "skipped" (flash MD5 already matched) | "erased"
+    action: str  # "written" | "skipped" (flash MD5 already matched) | "erased" | verify only: "identical" | "differs"
     seconds: float
     bytes_written: int = 0  # may be less than size: only the blocks whose MD5 differed
 

@@ -1,16 +1,23 @@
 """What one test left behind, as the invariants read it: the built-in servers it started, the console
-logs of its boards, the firmware profile that names their events, and the secrets it provisioned."""
+logs of its boards, the firmware profile that names their events, the secrets it provisioned, and the
+MCUboot slots of a board it updated."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.console.lines import strip_ansi
 from hil.console.profile import FirmwareProfile
+from hil.flashing import FlashRegion
+from hil.images.layout import FlashLayout
 from hil.report.secrets import SecretRegistry
 from hil.server.state import ServerState
+
+FlashProbe = Callable[[Sequence[FlashRegion]], list[bool]]
+"""Whether the flash holds each region's bytes (``Board.flash_matches``: one ROM loader session, nothing written)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,27 @@ class ObservedConsole:
         return [strip_ansi(line) for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines()]
 
 
+@dataclass(frozen=True)
+class SlotImage:
+    """An image of the firmware index that an MCUboot slot may hold (the apps and their variants)."""
+
+    name: str
+    version: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ObservedSlots:
+    """The MCUboot slots of a board the test updated over the air (``ota_board``): its console, where
+    the slots are, the images they may hold, and how to compare the flash with them. Reading costs a
+    loader session (and a reset), so a check asks ``matches`` once, for all it needs."""
+
+    console: ObservedConsole
+    layout: FlashLayout
+    images: tuple[SlotImage, ...]
+    matches: FlashProbe = field(repr=False)
+
+
 @dataclass
 class Observed:
     """Everything the invariants of one test look at."""
@@ -44,3 +72,4 @@ class Observed:
     servers: list[ObservedServer] = field(default_factory=list)
     consoles: list[ObservedConsole] = field(default_factory=list)
     secrets: SecretRegistry = field(default_factory=SecretRegistry)
+    slots: list[ObservedSlots] = field(default_factory=list)

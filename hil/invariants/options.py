@@ -8,7 +8,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "no-invariants",
         "do not check the invariants after each scenario (server records vs answers, nonce committed "
-        "before sending, no secret on the console); for comparing what a scenario alone catches",
+        "before sending and never decreasing, no secret on the console, the OTA slots' images); for "
+        "comparing what a scenario alone catches",
         default=False,
         action="store_true",
     ),

@@ -1,9 +1,10 @@
 """Invariants after every scenario, without being asked (:mod:`hil.invariants.checks`).
 
 After a test body returned, its built-in servers (from ``server_factory``), its boards' console logs
-(``board``) and the secrets it provisioned (``provision``, plus the run's registered secrets) are
-checked while its fixtures still stand. A broken invariant fails the test with the invariant's name;
-every test's verdicts are noted in its report row. A test that already failed keeps its own error.
+(``board``), the secrets it provisioned (``provision``, plus the run's registered secrets) and the
+MCUboot slots of a board it updated (``ota_board``: read over the ROM loader, which resets the board)
+are checked while its fixtures still stand. A broken invariant fails the test with the invariant's
+name; every test's verdicts are noted in its report row. A test that already failed keeps its own error.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ class InvariantBroken(AssertionError):
 def observe(item: pytest.Item) -> Observed:
     """What *item* left behind (only the fixtures it used)."""
     from hil.board.board import Board
-    from hil.invariants.observed import Observed, ObservedConsole, ObservedServer
+    from hil.images.layout import layout_for
+    from hil.invariants.observed import Observed, ObservedConsole, ObservedServer, ObservedSlots, SlotImage
+    from hil.ota.board import OtaBoard
     from hil.report.pytest_plugin import environment_of
     from hil.server.under_test import ServerFactory
 
@@ -46,6 +49,20 @@ def observe(item: pytest.Item) -> Observed:
     if isinstance(board, Board):
         log = settings(item.config).logs_dir / safe_name(item.nodeid) / f"{board.name}.log"
         observed.consoles.append(ObservedConsole(board.name, log, board.console.profile))
+    ota = funcargs.get("ota_board")
+    # a board without reset lines cannot be taken into the loader and back without a person
+    if isinstance(ota, OtaBoard) and ota.board.reset_plan.wired:
+        layout = layout_for(ota.firmware.chip)
+        images = tuple(
+            SlotImage(a.name, a.version, ota.firmware.path(a.name).read_bytes())
+            for a in ota.firmware.artifacts
+            if a.offset == layout.primary_slot and a.version is not None
+        )
+        observed.slots += [
+            ObservedSlots(console, layout, images, ota.board.flash_matches)
+            for console in observed.consoles
+            if console.board == ota.board.name
+        ]
     for name, raw in environment_of(item.config).secrets.export():
         observed.secrets.register(raw, name)
     for identity in item.stash.get(PROVISIONED, []):

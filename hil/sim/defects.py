@@ -56,6 +56,13 @@ _DEFECTS: tuple[Defect, ...] = (
         "mcuboot",
         "a test image that never confirmed itself is kept instead of reverted on the next boot",
     ),
+    Defect(
+        "mcuboot-boot-in-place",
+        "mcuboot",
+        "a requested swap is logged and its trailers written as if done, but the secondary slot is run where it "
+        "lies, never copied: the new image runs and confirms while the primary slot still holds the old one, "
+        "which the next reset boots again (the plain update scenario passes; ota.slots-hold-their-images sees it)",
+    ),
     Defect("app-version-hardcoded", "app", "the app prints 'Firmware Version: 1.0.0' whatever its esp_app_desc_t says"),
     Defect(
         "nonce-not-persisted",
@@ -119,6 +126,13 @@ _DEFECTS: tuple[Defect, ...] = (
         "ota-keep-partial-on-failure",
         "ota",
         "a failed update leaves the downloaded bytes in the secondary slot instead of erasing it",
+    ),
+    Defect(
+        "nonce-reset-on-update",
+        "ota",
+        "a freshly updated image that confirms itself resets the NVS upload nonce to 0 (a settings migration "
+        "for the new version that does not carry the counter over): its next nonces are ones the server has "
+        "seen (caught by the invariant device.nonce-never-decreases, not by the update scenario)",
     ),
     Defect(
         "ota-no-resume",

@@ -14,6 +14,7 @@ import serial
 
 from hil.console import (Console, ConsoleClosed, DeviceCrashed, ExpectTimeout, LineKind, UnexpectedOutput,
                          UnknownEventError)
+from hil.console.console import LOADER_SESSION
 
 BANNER = "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
 
@@ -145,6 +146,20 @@ def test_pause_hands_over_the_port(console, port):
     console.expect("after", timeout=2)
     assert not [ln for ln in console.lines() if "SLIP" in ln.text]
     assert port.timeout == 0.1
+
+
+def test_pause_marks_the_loader_session_in_the_log_only(console, port, tmp_path):
+    console.log_to(tmp_path / "t.log")
+    emit(port, "I (1) x: before")
+    console.expect("before", timeout=2)
+    with console.pause():
+        pass
+    emit(port, "I (2) x: after")
+    console.expect("after", timeout=2)
+    console.log_to(None)
+    logged = (tmp_path / "t.log").read_text().splitlines()
+    assert logged[1] == LOADER_SESSION and "after" in logged[2]  # a flashing, told apart from a power cut
+    assert not [ln for ln in console.lines() if ln.text == LOADER_SESSION]  # no wait can match it
 
 
 def test_port_failure_raises_console_closed(port):

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from hil.console.console import LOADER_SESSION
 from hil.console.profile import load_profile
+from hil.images.layout import layout_for
 from hil.invariants.checks import INVARIANTS, check_all
-from hil.invariants.observed import Observed, ObservedConsole, ObservedServer
+from hil.invariants.observed import Observed, ObservedConsole, ObservedServer, ObservedSlots, SlotImage
 from hil.net.forge import Forger
 from hil.net.http import build_request
 from hil.net.replay import send_http
@@ -119,11 +121,102 @@ def test_nonce_check_does_not_apply_without_the_events(tmp_path: Path) -> None:
     log = tmp_path / "board.log"
     log.write_text(SENDING + "\n")
     bare = tmp_path / "bare.toml"  # a team's profile that names no nonce events
-    bare.write_text('[meta]\nname = "bare"\ndescription = "no nonce events"\n\n[events]\n"boot.version" = "v(?P<version>\\\\S+)"\n')
+    bare.write_text(
+        '[meta]\nname = "bare"\ndescription = "no nonce events"\n\n[events]\n"boot.version" = "v(?P<version>\\\\S+)"\n'
+    )
     profile = load_profile(str(bare))
     (result,) = [v for v in check_all(Observed(consoles=[ObservedConsole("b1", log, profile)]))
                  if v.name == "device.nonce-committed-before-send"]  # fmt: skip
     assert not result.applied
+
+
+def console_log(tmp_path: Path, lines: list[str]) -> Path:
+    """A board log as the console writes it: timestamps and colours around the firmware's lines, the
+    harness's own lines (``>>> cmd``, ``--- hil: ... ---``) as they are."""
+    log = tmp_path / "board.log"
+    log.write_text("".join(f"{line}\n" if line.startswith(("---", " ")) else
+                           f"[12:00:00.000] [+    0.100] \x1b[0;32m{line}\x1b[0m\n" for line in lines))  # fmt: skip
+    return log
+
+
+LOADED = "I (16) security: Nonce loaded from NVS: {}"
+COMMITTED = "I (38) security: Nonce {} committed to NVS"
+SENT = "I (40) upload: Sending 10 readings (400 bytes, plain) to http://10.0.0.1:5001/api/upload/data, nonce {}"
+STATUS = "status: version=1.0.0 nonce={} server=http://10.0.0.1:5001"
+RESET = "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
+SOUND = [LOADED.format(10000), COMMITTED.format(10001), SENT.format(10001), RESET, LOADED.format(10001),
+         COMMITTED.format(10002), SENT.format(10002), COMMITTED.format(10003), SENT.format(10003),
+         STATUS.format(10003), RESET, LOADED.format(10003)]  # fmt: skip
+
+
+@pytest.mark.parametrize("lines, broken", [
+    (SOUND, None),
+    ([*SOUND, LOADER_SESSION, RESET, LOADED.format(10000), COMMITTED.format(10001)], None),  # re-provisioned
+    ([*SOUND, "waiting for download", LOADED.format(10000)], None),  # the ROM's own line, where a log has it
+    ([*SOUND, RESET, LOADED.format(10002)], "nonce.loaded 10002 (log line 14) after nonce 10003 was"),
+    ([*SOUND, STATUS.format(0)], "status 0 (log line 13) after nonce 10003 was loaded"),
+    ([*SOUND, COMMITTED.format(10003)], "nonce.committed 10003 (log line 13) after nonce 10003 was loaded"),
+    ([*SOUND, SENT.format(10003)], "upload.sending 10003 (log line 13) after nonce 10003 was loaded"),
+    ([LOADED.format(10000), SENT.format(10001), RESET, LOADED.format(10000)], "after nonce 10001 was sent"),
+], ids=["sound", "flashed-between", "rom-download-between", "stale-load", "status-reset", "commit-again",
+        "resent", "send-not-persisted"])  # fmt: skip
+def test_nonce_never_decreases(tmp_path: Path, lines: list[str], broken: str | None) -> None:
+    observed = Observed(consoles=[ObservedConsole("b1", console_log(tmp_path, lines), IDF)])
+    result = verdict(observed, "device.nonce-never-decreases")
+    assert result.holds is (broken is None), result.describe()
+    if broken:
+        assert broken in result.describe()
+
+
+LAYOUT = layout_for("esp32")
+V1, V2 = SlotImage("app-v1", "1.0.0", b"v1" * 64), SlotImage("app-v2", "2.0.0", b"v2" * 64)
+BITFLIP = SlotImage("bitflip", "2.0.0", b"v2" * 63 + b"v3")
+UPDATE = [RESET, "I (15) ecowatt: Firmware Version: 1.0.0", "I (90) ota: Download progress 100% (chunk 1/1)",
+          "I (95) ota: Rebooting into 2.0.0", RESET, "I (15) ecowatt: Firmware Version: 2.0.0",
+          "I (30) ota: Firmware 2.0.0 confirmed (image_ok set)", "status: version=2.0.0 nonce=0 server="]  # fmt: skip
+FAILED = [*UPDATE[:3], "E (92) ota: Update to 2.0.0 failed (HASH_MISMATCH): SHA-256 of the image does not match"]
+
+
+class FakeSlots:
+    """Flash with what each slot holds, compared as ``Board.flash_matches`` does; counts loader sessions."""
+
+    def __init__(self, primary: bytes, secondary: bytes) -> None:
+        self.flash = {LAYOUT.primary_slot: primary, LAYOUT.secondary_slot: secondary}
+        self.sessions = 0
+
+    def matches(self, regions) -> list[bool]:
+        self.sessions += 1
+        return [self.flash[r.offset].ljust(r.size, b"\xff")[: r.size] == r.data for r in regions]
+
+
+@pytest.mark.parametrize("lines, primary, secondary, broken", [
+    (UPDATE, V2, V1, []),
+    (UPDATE, BITFLIP, V1, []),  # a variant of the version booted: not this invariant's business
+    (UPDATE, V1, V2, ["last booted 2.0.0 (line 8), but the primary slot at 0x20000 holds app-v1, not an image of 2.0.0",
+                      "update from 1.0.0 confirmed (line 7), but the secondary slot at 0x170000 holds app-v2, "
+                      "not an image of 1.0.0"]),
+    (FAILED, V1, b"", []),
+    (FAILED, V1, V2, ["update failed (line 4), but the secondary slot at 0x170000 holds none of the index images, "
+                      "not erased"]),
+    ([*FAILED, "I (15) ecowatt: Firmware Version: 3.1.0"], V1, b"", ["booted 3.1.0 (log line 5), a version no index"]),
+], ids=["updated", "variant", "booted-in-place", "failed", "partial-left", "unknown-version"])  # fmt: skip
+def test_slots_hold_their_images(
+    tmp_path: Path, lines: list[str], primary: SlotImage, secondary: SlotImage | bytes, broken: list[str]
+) -> None:
+    flash = FakeSlots(primary.data, secondary.data if isinstance(secondary, SlotImage) else secondary)
+    console = ObservedConsole("b1", console_log(tmp_path, lines), IDF)
+    observed = Observed(consoles=[console], slots=[ObservedSlots(console, LAYOUT, (V1, V2, BITFLIP), flash.matches)])
+    result = verdict(observed, "ota.slots-hold-their-images")
+    assert len(result.violations) == len(broken), result.describe()
+    assert all(b in v for b, v in zip(broken, result.violations, strict=True)), result.describe()
+    assert flash.sessions <= 1  # every slot in one loader session
+
+
+def test_slots_are_not_judged_without_a_booted_version(tmp_path: Path) -> None:
+    flash = FakeSlots(b"", b"")
+    console = ObservedConsole("b1", console_log(tmp_path, [RESET, "invalid header: 0xffffffff"]), IDF)
+    observed = Observed(consoles=[console], slots=[ObservedSlots(console, LAYOUT, (V1, V2), flash.matches)])
+    assert verdict(observed, "ota.slots-hold-their-images").holds and flash.sessions == 0
 
 
 @pytest.mark.parametrize("encode", [bytes.hex, lambda k: k.hex().upper(), lambda k: base64.b64encode(k).decode()],
@@ -149,12 +242,17 @@ CAUGHT = [
     pytest.param("--hil-server-defect=rate-limit-refusals-unlogged",
                  "tests/test_upload_server.py::test_rate_limit_refuses_a_burst", "server.refusal-recorded",
                  id="rate-limit-refusals-unlogged"),
+    pytest.param("--hil-sim-defect=nonce-reset-on-update", "tests/test_ota.py::test_ota_v1_to_v2_succeeds",
+                 "device.nonce-never-decreases", id="nonce-reset-on-update"),
+    pytest.param("--hil-sim-defect=mcuboot-boot-in-place", "tests/test_ota.py::test_ota_v1_to_v2_succeeds",
+                 "ota.slots-hold-their-images", id="mcuboot-boot-in-place"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("defect, scenario, invariant", CAUGHT)
-def test_an_invariant_catches_what_the_scenario_does_not(defect: str, scenario: str, invariant: str,
-                                                        tmp_path: Path) -> None:
+def test_an_invariant_catches_what_the_scenario_does_not(
+    defect: str, scenario: str, invariant: str, tmp_path: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ESPTOOL_"))}
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:

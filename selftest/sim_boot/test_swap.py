@@ -98,6 +98,17 @@ def test_never_revert_defect_keeps_unconfirmed_image(artifacts):
     assert (swap_line(second), version(second)) == ("none", "2.0.0")
 
 
+def test_boot_in_place_defect_runs_the_update_without_moving_it(artifacts):
+    flash = pending_flash(artifacts)
+    trial = boot(flash, defects=("mcuboot-boot-in-place",))
+    assert (swap_line(trial), version(trial)) == ("test", "2.0.0")  # the log says what a swap says
+    assert "Loading image 0 - slot 0 from flash, area id: 1" in trial.text
+    assert flash.read(LAYOUT.primary_slot, LAYOUT.slot_size).startswith(artifacts.images["v1"])  # never copied
+    assert bootctl.confirm_running_image(FakeRuntime(flash))  # it confirms itself as a swapped-in test image
+    again = boot(flash, defects=("mcuboot-boot-in-place",))
+    assert (swap_line(again), version(again)) == ("none", "1.0.0")  # correct MCUboot: 2.0.0, swapped in
+
+
 @pytest.mark.parametrize("variant", ["unsigned", "bitflip", "other-key"])
 def test_invalid_secondary_is_erased_not_swapped(variant, artifacts):
     flash = pending_flash(artifacts, secondary=variant)

@@ -87,6 +87,16 @@ def test_confirm_before_selftest_defect_keeps_the_failing_image(make_ota_server,
     assert (swap(kept), version(kept)) == ("none", "2.0.0")  # correct firmware: revert to 1.0.0
 
 
+@pytest.mark.parametrize("defects", [(), ("nonce-reset-on-update",)], ids=["correct", "defect"])
+def test_nonce_reset_on_update_defect_restarts_the_nonce_at_confirm(make_ota_server, board, defects):
+    flash = board(make_ota_server().url)
+    (provisioned,) = event(boot(flash), "nonce.loaded")
+    first = update(flash, defects)
+    assert event(first, "ota.confirmed") and event(first, "nonce.loaded") == [provisioned]  # loaded before the confirm
+    again = boot(flash, defects)
+    assert event(again, "nonce.loaded") == [{"nonce": "0"} if defects else provisioned]
+
+
 def test_unreachable_server_fails_the_self_test(make_ota_server, board):
     server, flash = staged(make_ota_server, board)
     server.handle.stop()

@@ -1,13 +1,15 @@
 """MCUboot (Espressif port) boot flow: find where an interrupted swap's status is and finish it, or
 decide the swap type from the trailers, validate the secondary slot and swap; validate the primary
-slot; load it. The log lines (``mcuboot_log``) come in the order bootutil's loader.c prints them."""
+slot; load it. The log lines (``mcuboot_log``) come in the order bootutil's loader.c prints them.
+
+Defects honoured here: ``mcuboot-never-revert`` and ``mcuboot-boot-in-place`` (:meth:`Mcuboot._swap_if_requested`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from hil.images import mcuboot as mb
-from hil.images.layout import FlashLayout, layout_for
+from hil.images.layout import SECTOR_SIZE, FlashLayout, layout_for
 from hil.sim.boot.esp_image import parse_esp_image, segment_kind
 from hil.sim.boot.mcuboot_log import McubootLog
 from hil.sim.boot.swap import ScratchSwap, SwapStatus
@@ -78,8 +80,8 @@ class Mcuboot:
         if pending is not None:  # loader.c boot_complete_partial_swap: no swap-type line
             self._log.swap_started()
             swap.resume(pending)
-        else:
-            self._swap_if_requested(swap)
+        elif (in_place := self._swap_if_requested(swap)) is not None:
+            return self._load(*in_place)  # mcuboot-boot-in-place: the secondary's bytes, logged as slot 0
         data, verdict = self._validate(PRIMARY)  # MCUBOOT_VALIDATE_PRIMARY_SLOT: every boot
         if not verdict:
             self._log.no_bootable_image()
@@ -96,19 +98,33 @@ class Mcuboot:
         self._log.boot_source(boot_source(primary, scratch))
         return pending
 
-    def _swap_if_requested(self, swap: ScratchSwap) -> None:
-        """loader.c boot_validated_swap_type, then boot_perform_update."""
+    def _swap_if_requested(self, swap: ScratchSwap) -> tuple[bytes, Verdict] | None:
+        """loader.c boot_validated_swap_type, then boot_perform_update. Returns the secondary slot and
+        its verdict when it is to run in place (``mcuboot-boot-in-place``), else ``None``."""
         swap_type = mb.swap_type_for(self._trailer(PRIMARY), self._trailer(SECONDARY))
         if swap_type is mb.SwapType.REVERT and "mcuboot-never-revert" in self._rt.defects:
             swap_type = mb.SwapType.NONE
         self._log.swap_type(swap_type)
         if swap_type is mb.SwapType.NONE:
-            return
-        if not self._validate(SECONDARY)[1]:  # refused (or erased): dropped, never swapped in
+            return None
+        data, verdict = self._validate(SECONDARY)
+        if not verdict:  # refused (or erased): dropped, never swapped in
             self._rt.flash.erase(self._layout.secondary_slot, self._layout.slot_size)
-            return
+            return None
         self._log.swap_started()
+        if "mcuboot-boot-in-place" in self._rt.defects:
+            self._mark_swapped(swap_type)
+            return data, verdict
         swap.start(swap_type, self._image_size(PRIMARY), self._image_size(SECONDARY))
+        return None
+
+    def _mark_swapped(self, swap_type: mb.SwapType) -> None:
+        """The trailers a finished swap leaves (``ScratchSwap``'s last step), with no image byte moved."""
+        for slot in (PRIMARY, SECONDARY):
+            self._rt.flash.erase(self._layout.trailer_sector(slot), SECTOR_SIZE)
+        end = self._layout.primary_slot + self._layout.slot_size
+        for offset, value in mb.swapped_writes(swap_type):
+            self._rt.flash.write(end + offset, value)
 
     def _image_size(self, slot: int) -> int:
         """Bytes to swap for the image in ``slot`` (the whole data area if unreadable)."""

@@ -11,7 +11,7 @@
 Check and reports go in the provisioned wire format (:mod:`hil.sim.firmware.ota_formats`; fw134:
 ``GET /ota/status`` then ``POST /ota/<id>/complete``).
 
-Defect honoured here: ``ota-confirm-before-selftest`` (:func:`_settle_test_image`).
+Defects honoured here: ``ota-confirm-before-selftest`` and ``nonce-reset-on-update`` (:func:`_settle_test_image`).
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def _settle_test_image(device: Device, attempt: OtaAttempt | None) -> None:
     log.i(TAG, "Self-test passed (server reachable, keys present)")
     rt.checkpoint("ota.selftest_passed")
     _confirm(device)
+    if "nonce-reset-on-update" in rt.defects:  # the new version's settings migration, counter not carried over
+        device.commit_nonce(0)
     if attempt is not None:
         _report(device, "success", device.version, old_version=attempt.from_version)
         device.store.clear_ota_attempt()
