@@ -140,6 +140,56 @@ def test_oversized_body_refused(remote_attacker: Attacker, wire: WireProfile, la
         assert server.readings(lab_device.device_id) == []
 
 
+EDGES = [pytest.param(over, chunked, id=f"{'one-over' if over else 'at-limit'}-{'chunked' if chunked else 'length'}",
+                      marks=pytest.mark.fails_with("no-body-limit" if over else "body-limit-off-by-one"))
+         for chunked in (False, True) for over in (0, 1)]  # fmt: skip
+
+
+@pytest.mark.stride("D", "T", threat="a body limit off by one: a valid upload refused, or an unbounded read")
+@pytest.mark.parametrize("over, chunked", EDGES)
+def test_body_limit_checked_at_its_edge(remote_attacker: Attacker, wire: WireProfile, lab_device: DeviceIdentity,
+                                        nonce_book: NonceBook, server: ServerUnderTest, over: int,
+                                        chunked: bool) -> None:
+    """A signed packet padded (with JSON whitespace) to exactly the declared body limit is accepted,
+    one byte more is refused as too large and stores nothing: with a Content-Length, and in chunked
+    framing without one (the server must count what it reads, not trust a header that is not there)."""
+    limit = wire.limits.body_bytes
+    if not limit:
+        pytest.skip(f"wire profile {wire.name} declares no body limit")
+    packet = valid_packet(remote_attacker, lab_device, nonce_book.block() + 1)
+    raw = remote_attacker.forge.body(packet)
+    body = raw + b" " * (limit + over - len(raw))
+    framing = "chunked, no Content-Length" if chunked else "with its Content-Length"
+    reply = remote_attacker.send(body, path=wire.upload_path(lab_device.device_id), chunked=chunked)
+    expect_outcome(wire, reply, Outcome.TOO_LARGE if over else Outcome.ACCEPTED,
+                   what=f"a signed packet of {len(body)} bytes ({framing}; declared limit {limit})")  # fmt: skip
+    if server.builtin:
+        assert len(server.readings(lab_device.device_id)) == (0 if over else len(REGISTERS))
+
+
+BAD_PATH_IDS = [pytest.param("A" * 33, id="too-long"), pytest.param("EW%200001", id="space"),
+                pytest.param("EW-0001%00", id="nul"), pytest.param("EW-0001.json", id="dot"),
+                pytest.param("%2e%2e", id="dot-dot")]  # fmt: skip
+
+
+@pytest.mark.stride("S", "T", threat="a malformed device id in the URL path slips past the check and files readings")
+@pytest.mark.parametrize("path_id", BAD_PATH_IDS)
+def test_malformed_device_id_in_path_refused(remote_attacker: Attacker, wire: WireProfile, lab_device: DeviceIdentity,
+                                             nonce_book: NonceBook, server: ServerUnderTest, path_id: str) -> None:
+    """Where the format files an upload under the device id in its URL path, a signed packet posted
+    under a malformed id (too long, a space, a NUL, a dot, ``..``) is refused as invalid or unknown,
+    stores nothing anywhere and takes no nonce."""
+    if not wire.device_id_in_path:
+        pytest.skip(f"wire profile {wire.name} carries the device id in the body, not the path")
+    packet = valid_packet(remote_attacker, lab_device, nonce_book.block() + 1)
+    reply = remote_attacker.send(packet, path=wire.upload_path(path_id))
+    expect_outcome(wire, reply, Outcome.INVALID, Outcome.UNKNOWN_DEVICE,
+                   what=f"a signed packet of {lab_device.device_id} posted under the path id {path_id!r}")  # fmt: skip
+    if server.builtin:
+        assert server.readings() == [], f"readings stored from a post under {path_id!r}"
+        assert server.last_nonce(lab_device.device_id) is None
+
+
 @pytest.mark.stride("S", "T", threat="a race lets one captured packet be accepted several times")
 @pytest.mark.fails_with("replay-allowed-equal-nonce", "nonce-check-not-atomic")
 def test_parallel_copies_accepted_once(server_factory: ServerFactory, lab_device: DeviceIdentity, wire: WireProfile,

@@ -66,9 +66,11 @@ class Attacker:
         """The upload packets the board sent so far (over plain HTTP)."""
         return [self.wire.parse_request(r.target or "", r.body) for r in self.captured_requests()]
 
-    def send(self, body: bytes | UploadPacket, *, path: str | None = None) -> HttpMessage:
-        """Send *body* to the upload route on a new connection; the response."""
+    def send(self, body: bytes | UploadPacket, *, path: str | None = None, chunked: bool = False) -> HttpMessage:
+        """Send *body* to the upload route on a new connection (in chunked framing, without a
+        Content-Length, if *chunked*); the response."""
         request = self.request(body, path=path)
+        request = request.as_chunked() if chunked else request
         return send_http(request.raw, self._target(), timeout=SEND_TIMEOUT, method=request.method or "POST")
 
     def verdict(self, reply: HttpMessage | HttpReplayResult) -> Verdict:

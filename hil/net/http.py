@@ -64,6 +64,17 @@ class HttpMessage:
         headers.append(("Content-Length", str(len(body))))
         return build_message(self.start_line, headers, body, is_response=self.is_response)
 
+    def as_chunked(self, size: int = 1024) -> HttpMessage:
+        """The same message with its body in chunked framing (``Transfer-Encoding: chunked``, chunks of
+        *size* bytes, no Content-Length): what a sender that does not know the length up front sends."""
+        headers = [(k, v) for k, v in self.headers if k.lower() not in ("content-length", "transfer-encoding")]
+        headers.append(("Transfer-Encoding", "chunked"))
+        chunks = [self.body[i : i + size] for i in range(0, len(self.body), size)]
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+        head = self.start_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        raw = head.encode("latin-1") + framed
+        return HttpMessage(self.start_line, tuple(headers), self.body, raw, self.is_response, chunked=True)
+
     def describe(self) -> str:
         """One line for logs and reports (never the body: it may carry secrets)."""
         return f"{self.start_line} ({len(self.body)} body bytes)"

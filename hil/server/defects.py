@@ -61,6 +61,12 @@ _DEFECTS: tuple[Defect, ...] = (
     ),
     Defect("no-body-limit", "upload", "bodies over 16 KiB are read and processed instead of refused with 413"),
     Defect(
+        "body-limit-off-by-one",
+        "upload",
+        "the body limit is checked with >= instead of >: a valid upload of exactly the declared size is "
+        "refused as too large (found by mutation testing: bench/mutation.py)",
+    ),
+    Defect(
         "nonces-in-memory",
         "upload",
         "the last accepted nonce of each device is kept in process memory only (like the seed's dict): "

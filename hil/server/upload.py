@@ -234,4 +234,6 @@ def _read_body(state: ServerState) -> bytes | None:
     if request.content_length is not None and request.content_length > limit:
         return None
     body = request.stream.read(limit + 1)  # chunked bodies have no Content-Length: read one byte past
+    if "body-limit-off-by-one" in state.defects:  # the defect: a body of exactly the limit is refused
+        return None if len(body) >= limit else body
     return None if len(body) > limit else body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 import pytest
@@ -71,6 +72,11 @@ def replayed_elsewhere_then_valid(client: Any) -> int:
     return post(client, packet(10002), peer="10.0.0.23")[0]
 
 
+def valid_at_the_limit(client: Any) -> int:
+    body = json.dumps(packet(10001).to_dict()).encode()
+    return post(client, body + b" " * (MAX_BODY_BYTES - len(body)))[0]
+
+
 def admin_with_empty_token(client: Any) -> int:
     return int(client.get("/api/admin/events", headers={"Authorization": "Bearer "}).status_code)
 
@@ -101,6 +107,7 @@ FLIPS: dict[str, tuple[Callable[[Any], int], int, int]] = {
     "plaintext-device-id-trusted": (plaintext_names_other_device, 400, 200),
     "device-id-copy-unchecked": (plaintext_names_other_device, 400, 200),
     "admin-token-prefix-accepted": (admin_with_empty_token, 401, 200),
+    "body-limit-off-by-one": (valid_at_the_limit, 200, 413),
     "rate-limit-counts-refusals": (retries_inside_window_then_at_its_end, 200, 429),
 }
 # A race needs concurrent requests, which a test client cannot make: proven with parallel copies on a
