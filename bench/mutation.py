@@ -188,6 +188,7 @@ def session_for(area: Area, module: str, config: Path) -> Path:
     if session.exists() and stamp.is_file() and stamp.read_text() == digest:
         return session
     session.unlink(missing_ok=True)
+    session.with_suffix(".source").write_bytes((ROOT / module).read_bytes())  # what the mutants were made of
     run(["cosmic-ray", "init", str(config), str(session)], timeout=300)
     run(["cr-filter-operators", str(session), str(config)], timeout=300)
     skip_by_rule(session, ROOT)

@@ -80,6 +80,7 @@ class Tally:
     per_module: dict[str, Counter[str]] = field(default_factory=dict)
     survivors: list[Mutant] = field(default_factory=list)  # not explained
     explained: list[tuple[Mutant, Equivalent]] = field(default_factory=list)
+    stale: set[str] = field(default_factory=set)  # modules changed since their session was made
 
     def count(self, module: str, what: str) -> None:
         self.per_module.setdefault(module, Counter())[what] += 1
@@ -205,7 +206,33 @@ def rule_spans(source: str) -> list[RuleSpan]:
             body = _body_span(node.body) if isinstance(node, ast.If) else _span(node.body)
             out.append(RuleSpan(body, DEFECT_ONLY))
             out += [RuleSpan(_span(o), DEFECT_ONLY, _GUARD_OPERATORS) for o in others]
-    return out + _bare_stars(source)
+    return out + _defect_only_definitions(tree, out) + _bare_stars(source)
+
+
+def _defect_only_definitions(tree: ast.Module, spans: list[RuleSpan]) -> list[RuleSpan]:
+    """The module's private functions and classes used only from code that runs with a defect on (and,
+    in turn, only from those): their whole bodies run only with that defect on."""
+    defs = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.startswith("_")
+    }
+    uses: dict[str, list[tuple[int, int]]] = {name: [] for name in defs}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in uses:
+            uses[node.id].append((node.lineno, node.col_offset))
+    found: list[RuleSpan] = []
+    changed = True
+    while changed:
+        changed = False
+        guarded = [r.span for r in (*spans, *found) if r.reason == DEFECT_ONLY and not r.except_operators]
+        for name, node in defs.items():
+            if any(r.span == _span(node) for r in found) or not uses[name]:
+                continue
+            if all(any(lo <= at < hi for lo, hi in guarded) for at in uses[name]):
+                found.append(RuleSpan(_span(node), DEFECT_ONLY))
+                changed = True
+    return found
 
 
 KEYWORD_ONLY = (
@@ -271,9 +298,12 @@ def _classify_session(
         for item in db.work_items:
             (mutation,) = item.mutations
             module = str(mutation.module_path)
-            if module not in lines:
-                source = (root / module).read_text()
+            if module not in lines:  # the source the session's mutants were made of (lines shift)
+                kept = session.with_suffix(".source")
+                source = kept.read_text() if kept.is_file() else (root / module).read_text()
                 lines[module], spans[module] = source.splitlines(), rule_spans(source)
+                if source != (root / module).read_text():
+                    tally.stale.add(module)
             line_no = mutation.start_pos[0]
             result = results.get(item.job_id)
             if result is not None and result.worker_outcome == WorkerOutcome.SKIPPED and result.output == FILTERED:
@@ -339,7 +369,7 @@ def print_report(tallies: list[Tally], equivalents: list[Equivalent], *, show_al
         total = tally.total()
         print(_row(f"{tally.area.name}", total))
         for module, counts in sorted(tally.per_module.items()):
-            print(_row(f"  {module}", counts))
+            print(_row(f"  {module}" + (" (changed since)" if module in tally.stale else ""), counts))
         rate = kill_rate(total)
         ok = ok and rate is not None and rate >= TARGET_RATE and not total["pending"] and not total["error"]
         used.update(e for _, e in tally.explained)
