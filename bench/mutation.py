@@ -67,6 +67,7 @@ class Worker:
         self.venv = self.home / "venv"
         self.port = BASE_PORT + index
         self._proc: subprocess.Popen[str] | None = None
+        self.tree = ""  # digest of the copied tree (prepare): a baseline of the same tree is reused
 
     @property
     def url(self) -> str:
@@ -85,12 +86,15 @@ class Worker:
         if self.src.exists():
             shutil.rmtree(self.src)
         tracked = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]).split("\0")
-        for name in filter(None, tracked):
+        digest = hashlib.sha1()
+        for name in sorted(filter(None, tracked)):
             source = ROOT / name
             if source.is_file():
                 target = self.src / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
+                digest.update(name.encode() + b"\0" + source.read_bytes())
+        self.tree = digest.hexdigest()
         builds = ROOT / "firmware_builds"
         shutil.copytree(builds, self.src / "firmware_builds", dirs_exist_ok=True)
         stamp = self.home / "installed.sha1"
@@ -207,11 +211,22 @@ def run_area(area: Area, workers: list[Worker], exclude: list[str], retest: bool
     """Check the area's tests pass unmutated (and map them, once, for all workers), then run every
     module's remaining mutants over the workers."""
     t0 = time.monotonic()
-    first, *others = workers
-    baseline = first.baseline(test_command(area, "map"), timeout=1800)
-    for w in others:  # the map is of the same tree: copy it instead of running it again
+    first = workers[0]
+    kept = WORK / "baselines" / area.name
+    stamp = kept / "tree.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["tree"] == first.tree:
+        baseline = json.loads(stamp.read_text())["seconds"]  # the same tree passed already: reuse its map
+    else:
+        baseline = first.baseline(test_command(area, "map"), timeout=1800)
+        if kept.exists():
+            shutil.rmtree(kept)
+        kept.mkdir(parents=True)
         if (first.src / MAP_DIR).is_dir():
-            shutil.copytree(first.src / MAP_DIR, w.src / MAP_DIR, dirs_exist_ok=True)
+            shutil.copytree(first.src / MAP_DIR, kept / MAP_DIR)
+        stamp.write_text(json.dumps({"tree": first.tree, "seconds": baseline}))
+    for w in workers:  # the map is of the same tree: copied, not made again
+        if (kept / MAP_DIR).is_dir():
+            shutil.copytree(kept / MAP_DIR, w.src / MAP_DIR, dirs_exist_ok=True)
     timeout = max(60.0, 2 * baseline)
     (WORK / area.name).mkdir(exist_ok=True)
     sessions = []
