@@ -9,7 +9,8 @@ scenarios that execute the mutated lines, not all of the area's.
 An area with ``coverage = true`` (modules that run inside the pytest process: the reference server) is
 selected line by line, as mutmut does: a mutant on a line no scenario executes survives at once, with
 that said; a line executed only while modules are imported (constants, ``def`` lines) is run against
-the whole pass. Other areas (the virtual board runs in its own process, out of coverage's reach) run
+every test that executes any line of its module (the whole pass if none does). Other areas (the
+virtual board runs in its own process, out of coverage's reach) run
 all of each pass's files. Without a change (the baseline) every test of every pass runs.
 """
 
@@ -107,6 +108,10 @@ def run_selected(area: Area) -> int:
         for module, text in mutated:
             for line in changed_lines(text, (HERE / module).read_text()):
                 tests += recorded["lines"][module].get(str(line), [])
+            if "*" in tests:  # run at import (a constant, a def line): every test that runs the module's code
+                tests = [t for t in tests if t != "*"] + [
+                    t for line_tests in recorded["lines"][module].values() for t in line_tests if t != "*"
+                ] or ["*"]
         seconds = recorded["seconds"]  # quickest first: a killed mutant costs its quickest failing test
         selected.append(sorted(dict.fromkeys(tests), key=lambda t: seconds.get(t, float("inf"))))
     if not any(selected):
