@@ -27,7 +27,7 @@ from hil.wire.profile import WireProfile
 
 
 @pytest.mark.stride("T", "I", threat="readings altered or lost between the inverter and the server")
-@pytest.mark.fails_with("mac-over-payload-only")
+@pytest.mark.fails_with("mac-over-payload-only", "hmac-key-in-url")
 def test_upload_accepted_and_stored_intact(provisioned_board: Board, device: DeviceIdentity, wire: WireProfile,
                                            server: ServerUnderTest, attacker: Attacker, evidence) -> None:
     """An upload is accepted (nonce advanced) and the server stores exactly the readings the board

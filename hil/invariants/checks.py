@@ -14,6 +14,8 @@ when it holds). :func:`check_all` runs those that apply to what a test left behi
   slot holds an image of the version it last booted; after a confirmed update the secondary holds
   one of the version it ran before, after a failed update it is erased (flash MD5 over the ROM loader).
 - ``secrets.not-on-console``: no provisioned key or PSK, in any encoding, on a board's console.
+- ``secrets.not-in-artifacts``: none either, raw or in a text form, in what else the test wrote: its
+  capture (what went over the network), its evidence attachments and its other log files.
 """
 
 from __future__ import annotations
@@ -130,6 +132,14 @@ def _secrets_not_on_console(observed: Observed) -> list[str]:
             continue
         found = observed.secrets.find(console.log.read_text(encoding="utf-8", errors="replace"))
         out += [f"board {console.board}: {name} appears in its console log {console.log.name}" for name in found]
+    return out
+
+
+def _secrets_not_in_artifacts(observed: Observed) -> list[str]:
+    out = []
+    for path in observed.artifacts:
+        if path.is_file():
+            out += [f"{name} appears in {path.name}" for name in observed.secrets.find_bytes(path.read_bytes())]
     return out
 
 
@@ -311,6 +321,12 @@ INVARIANTS: tuple[Invariant, ...] = (
         "no provisioned key or PSK appears on a board's console, in any encoding",
         _secrets_not_on_console,
         lambda o: bool(o.consoles) and len(o.secrets) > 0,
+    ),
+    Invariant(
+        "secrets.not-in-artifacts",
+        "no provisioned key or PSK, raw or in any text form, in the test's capture, evidence or other logs",
+        _secrets_not_in_artifacts,
+        lambda o: bool(o.artifacts) and len(o.secrets) > 0,
     ),
 )
 

@@ -73,3 +73,4 @@ class Observed:
     consoles: list[ObservedConsole] = field(default_factory=list)
     secrets: SecretRegistry = field(default_factory=SecretRegistry)
     slots: list[ObservedSlots] = field(default_factory=list)
+    artifacts: list[Path] = field(default_factory=list)  # its capture, evidence and other log files

@@ -10,6 +10,7 @@ name; every test's verdicts are noted in its report row. A test that already fai
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -63,6 +64,7 @@ def observe(item: pytest.Item) -> Observed:
             for console in observed.consoles
             if console.board == ota.board.name
         ]
+    observed.artifacts += _artifacts(item, funcargs, {c.log for c in observed.consoles})
     for name, raw in environment_of(item.config).secrets.export():
         observed.secrets.register(raw, name)
     for identity in item.stash.get(PROVISIONED, []):
@@ -71,6 +73,26 @@ def observe(item: pytest.Item) -> Observed:
             if len(value) >= 8:
                 observed.secrets.register(value, f"{field} of {identity.device_id}")
     return observed
+
+
+def _artifacts(item: pytest.Item, funcargs: dict[str, Any], consoles: set[Path]) -> list[Path]:
+    """The files *item* wrote besides its boards' console logs: its capture (synced to what was
+    exchanged so far), its evidence attachments and its other log files."""
+    from hil.net.fallback import Capture
+    from hil.report.pytest_plugin import EVIDENCE_KEY
+
+    out: list[Path] = []
+    capture = funcargs.get("capture")
+    if isinstance(capture, Capture):
+        capture.sync()
+        out.append(capture.path)
+    evidence = item.stash.get(EVIDENCE_KEY, None)
+    folders = [settings(item.config).logs_dir / safe_name(item.nodeid)]
+    folders += [evidence.directory] if evidence is not None else []
+    for folder in folders:
+        if folder.is_dir():
+            out += sorted(p for p in folder.rglob("*") if p.is_file() and p not in consoles)
+    return out
 
 
 @pytest.hookimpl(wrapper=True)

@@ -60,6 +60,12 @@ class Evidence:
         self._checked = 0
 
     # -- recording ---------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        """Where this test's evidence files go (absent until the first is written)."""
+        return self._dir
+
     def measure(self, name: str, value: Any, unit: str = "", limit: Limit | None = None) -> Measurement:
         """Record a measurement. Outside its limit it fails the test when the test body returns
         (or the teardown, if recorded there), listing every failing measurement."""

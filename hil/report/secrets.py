@@ -117,6 +117,13 @@ class SecretRegistry:
             found.append("PEM private key")
         return sorted(set(found))
 
+    def find_bytes(self, data: bytes) -> list[str]:
+        """Names of the registered secrets in binary *data* (a capture, a log file of any encoding): the
+        raw bytes, or any of their text forms."""
+        return sorted(
+            {e.name for e in self._entries.values() if e.raw in data or any(n.encode() in data for n in e.needles)}
+        )
+
     def redact(self, text: str) -> str:
         """``text`` with every registered secret (and PEM private key) replaced by a marker."""
         for entry in self._entries.values():

@@ -90,6 +90,13 @@ _DEFECTS: tuple[Defect, ...] = (
         "the HTTPS client does not verify the server certificate: a MITM certificate is accepted",
     ),
     Defect(
+        "hmac-key-in-url",
+        "upload",
+        "a leftover debug query parameter carries the device's HMAC key in hex on every upload URL: the "
+        "server ignores it and the upload is accepted, but anyone on the path reads the key (caught by the "
+        "invariant secrets.not-in-artifacts in the capture, not by the upload scenario)",
+    ),
+    Defect(
         "tls-hostname-not-checked",
         "upload",
         "the HTTPS client verifies the server's chain but never its name (skip_cert_common_name_check: "

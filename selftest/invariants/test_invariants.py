@@ -232,6 +232,20 @@ def test_secrets_not_on_console(tmp_path: Path, encode) -> None:
     assert "hmac_key of EW-0001 appears" in verdict(observed, "secrets.not-on-console").describe()
 
 
+def test_secrets_not_in_artifacts(tmp_path: Path) -> None:
+    secrets = SecretRegistry()
+    secrets.register(KEYS.hmac_key, "hmac_key of EW-0001")
+    capture, note = tmp_path / "test.pcap", tmp_path / "stored.txt"
+    capture.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 20 + b"POST /api/upload/data HTTP/1.1")
+    note.write_text("Vac1=230.0 nonce=10001\n")
+    observed = Observed(artifacts=[capture, note], secrets=secrets)
+    assert verdict(observed, "secrets.not-in-artifacts").holds
+    capture.write_bytes(capture.read_bytes() + KEYS.hmac_key)  # raw key bytes in a packet
+    note.write_text(f"debug_key={KEYS.hmac_key.hex()}\n")
+    described = verdict(observed, "secrets.not-in-artifacts").describe()
+    assert "in test.pcap" in described and "in stored.txt" in described
+
+
 # A scenario written for something else, green against the defect without the invariants, and the
 # invariant that catches the defect there.
 CAUGHT = [
@@ -246,6 +260,8 @@ CAUGHT = [
                  "device.nonce-never-decreases", id="nonce-reset-on-update"),
     pytest.param("--hil-sim-defect=mcuboot-boot-in-place", "tests/test_ota.py::test_ota_v1_to_v2_succeeds",
                  "ota.slots-hold-their-images", id="mcuboot-boot-in-place"),
+    pytest.param("--hil-sim-defect=hmac-key-in-url", "tests/test_upload.py::test_upload_accepted_and_stored_intact",
+                 "secrets.not-in-artifacts", id="hmac-key-in-url"),
 ]  # fmt: skip
 
 

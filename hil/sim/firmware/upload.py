@@ -13,8 +13,9 @@ NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = 
 
 Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_store_nonce`),
 ``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (the format's builder),
-``https-downgrade-to-http`` (:func:`_send`), ``encrypt-flag-ignored`` (:func:`_packet`); the TLS check's
-defects (``tls-no-verify``, ``tls-hostname-not-checked``) in :func:`hil.sim.firmware.net.verification`.
+``https-downgrade-to-http`` and ``hmac-key-in-url`` (:func:`_send`), ``encrypt-flag-ignored``
+(:func:`_packet`); the TLS check's defects (``tls-no-verify``, ``tls-hostname-not-checked``) in
+:func:`hil.sim.firmware.net.verification`.
 """
 
 from __future__ import annotations
@@ -185,10 +186,14 @@ def _send(device: Device, endpoint: net.Endpoint, packet: OutgoingUpload, count:
         f"{'encrypted' if packet.encrypted else 'plain'}) to {endpoint.url(packet.path)}, nonce {packet.nonce}",
     )
 
+    path = packet.path
+    if "hmac-key-in-url" in rt.defects:  # the defect: a development-time parameter never removed
+        path += f"?debug_key={ident.hmac_key.hex()}"
+
     def post(to: net.Endpoint) -> net.HttpReply:
         return net.post_json(
             to,
-            packet.path,
+            path,
             body,
             ca_pem=ident.ca_cert,
             verify=net.verification(rt.defects),
