@@ -183,19 +183,21 @@ def session_path(area: Area, module: str) -> Path:
     return WORK / area.name / (module.replace("/", "_").removesuffix(".py") + ".sqlite")
 
 
-def session_for(area: Area, module: str, config: Path) -> Path:
-    """The module's session: resumed while the module is unchanged, else made afresh (cosmic-ray init,
-    then its operators filter and the equivalence rules mark what is not run)."""
+def session_for(area: Area, module: str, config: Path, tree: Path) -> Path:
+    """The module's session: resumed while the module is unchanged, else made afresh from the workers'
+    copy *tree* (what they mutate; the working tree may have moved on since they were prepared):
+    cosmic-ray init, then its operators filter and the equivalence rules mark what is not run."""
     session = session_path(area, module)
     stamp = session.with_suffix(".sha1")
-    digest = hashlib.sha1((ROOT / module).read_bytes()).hexdigest()
+    source = (tree / module).read_bytes()
+    digest = hashlib.sha1(source).hexdigest()
     if session.exists() and stamp.is_file() and stamp.read_text() == digest:
         return session
     session.unlink(missing_ok=True)
-    session.with_suffix(".source").write_bytes((ROOT / module).read_bytes())  # what the mutants were made of
-    run(["cosmic-ray", "init", str(config), str(session)], timeout=300)
-    run(["cr-filter-operators", str(session), str(config)], timeout=300)
-    skip_by_rule(session, ROOT)
+    session.with_suffix(".source").write_bytes(source)  # what the mutants were made of
+    run(["cosmic-ray", "init", str(config), str(session)], cwd=tree, timeout=300)
+    run(["cr-filter-operators", str(session), str(config)], cwd=tree, timeout=300)
+    skip_by_rule(session, tree)
     stamp.write_text(digest)
     return session
 
@@ -232,7 +234,7 @@ def run_area(area: Area, workers: list[Worker], exclude: list[str], retest: bool
     sessions = []
     for module in area.modules:
         config = write_config(area, module, workers, timeout, exclude)
-        session = session_for(area, module, config)
+        session = session_for(area, module, config, first.src)
         if retest:
             forget_survivors(session)
         sessions.append((config, session))
