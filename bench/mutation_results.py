@@ -17,8 +17,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
 ANNOTATION = "equivalent by rule: inside a type annotation, never evaluated (from __future__ import annotations)"
 FAMILIES = {
@@ -261,6 +259,9 @@ def skip_by_rule(session: Path, root: Path) -> int:
     """Mark the mutants equivalent by rule as skipped, with the rule as their output; returns how many."""
     spans: dict[str, list[RuleSpan]] = {}
     skipped = 0
+    from cosmic_ray.work_db import WorkDB, use_db  # the rules above need no cosmic-ray
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item in list(db.pending_work_items):
             (mutation,) = item.mutations
@@ -293,6 +294,9 @@ def _classify_session(
     lines: dict[str, list[str]],
     spans: dict[str, list[RuleSpan]],
 ) -> None:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
     with use_db(str(session), WorkDB.Mode.open) as db:
         results = {job_id: result for job_id, result in db.results}
         for item in db.work_items:
