@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import pytest
 
@@ -254,32 +255,34 @@ def test_rate_limit_refuses_a_burst(server_factory: ServerFactory, lab_device: D
 @pytest.mark.fails_with("rate-limit-counts-refusals")
 def test_rate_limit_window_reopens_when_it_said(server_factory: ServerFactory, lab_device: DeviceIdentity,
                                                 wire: WireProfile, nonce_book: NonceBook) -> None:
-    """Both sides of the window, on the built-in server's own clock moved by hand: once the limit is
-    reached, a device that keeps retrying inside the window is refused each time with a retry_after
-    that counts down to the window's end, its refused uploads take no nonce, and at the second the
-    first refusal advertised the next upload is accepted."""
-    clock = ManualClock()
+    """Both sides of a sliding window, on the built-in server's own clock moved by hand: uploads spread
+    over the window's first third fill the limit; a device that keeps retrying is refused each time
+    with a retry_after counting down to when the oldest upload leaves the window, and its refused
+    uploads take no nonce; at that second one upload is accepted, and the next is refused until the
+    second oldest leaves too."""
+    clock, t0 = ManualClock(), 1000.0
     limited = server_factory.start(rate_limit=RATE_LIMIT, clock=clock)
     client = Attacker(limited, wire=wire)
-    nonce = nonce_book.block() + 1
-    for _ in range(RATE_LIMIT):
-        expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.ACCEPTED,
-                       what=f"upload {nonce} within the limit")  # fmt: skip
-        nonce += 1
-    refused = expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.RATE_LIMITED,
-                             what=f"upload {nonce}, one over the limit of {RATE_LIMIT}")  # fmt: skip
-    advertised = refused.fields.get("retry_after_seconds")
     window = limited.state.config.rate_window_s
-    assert advertised == window, f"retry_after {advertised!r} after a burst at one instant, window {window:g} s"
-    waited = 0.0
-    for step in (window / 4, window / 4, window / 2 - 1):  # retries inside the window, the last 1 s before its end
-        waited = clock.advance(step) - 1000.0
-        verdict = expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.RATE_LIMITED,
-                                 what=f"a retry {waited:g} s into the {window:g} s window")  # fmt: skip
-        left = verdict.fields.get("retry_after_seconds")
-        assert left == math.ceil(window - waited), f"{waited:g} s in: retry_after {left!r}, {window - waited:g} s left"
+    spread = window / 3 / (RATE_LIMIT - 1)  # the limit's uploads at 0, 10, 20 s of a 60 s window
+    nonce = nonce_book.block() + 1
+
+    def send(outcome: Outcome, what: str) -> Any:
+        return expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), outcome,
+                              what=f"upload {nonce} {clock() - t0:g} s in: {what}")  # fmt: skip
+
+    for i in range(RATE_LIMIT):
+        clock.advance(spread if i else 0)
+        send(Outcome.ACCEPTED, f"within the limit of {RATE_LIMIT} per {window:g} s")
+        nonce += 1
+    for at in (window / 3, window / 2, window - 1):  # one over the limit, then retries inside the window
+        clock.advance(t0 + at - clock())
+        left = send(Outcome.RATE_LIMITED, "over the limit").fields.get("retry_after_seconds")
+        assert left == math.ceil(window - at), f"{at:g} s in: retry_after {left!r}, the oldest leaves at {window:g} s"
     assert limited.last_nonce(lab_device.device_id) == nonce - 1, "a rate-limited upload took its nonce"
-    clock.advance(advertised - waited)  # exactly when the first refusal said
-    expect_outcome(wire, client.send(valid_packet(client, lab_device, nonce)), Outcome.ACCEPTED,
-                   what=f"upload {nonce} at the end of the window, {advertised} s after the refusal")  # fmt: skip
-    assert limited.last_nonce(lab_device.device_id) == nonce
+    clock.advance(t0 + window - clock())  # the oldest upload leaves the window: room for one
+    send(Outcome.ACCEPTED, "the oldest upload has left the window")
+    nonce += 1
+    left = send(Outcome.RATE_LIMITED, "the window is full again").fields.get("retry_after_seconds")
+    assert left == math.ceil(spread), f"retry_after {left!r}: the second oldest leaves in {spread:g} s"
+    assert limited.last_nonce(lab_device.device_id) == nonce - 1

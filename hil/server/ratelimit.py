@@ -22,7 +22,7 @@ class RateLimiter:
     """
 
     def __init__(
-        self, limit: int, window_s: float, clock: Callable[[], float], *, count_refusals: bool = False
+        self, limit: int, window_s: float, clock: Callable[[], float], *, count_refusals: bool
     ) -> None:
         self.limit = limit
         self.window_s = window_s
