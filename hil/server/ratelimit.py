@@ -21,9 +21,7 @@ class RateLimiter:
     it there so a flood of forged packets is cut off before any HMAC work.
     """
 
-    def __init__(
-        self, limit: int, window_s: float, clock: Callable[[], float], *, count_refusals: bool
-    ) -> None:
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float], *, count_refusals: bool) -> None:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
