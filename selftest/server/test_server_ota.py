@@ -229,6 +229,14 @@ def test_drop_connection_cuts_the_tcp_stream_times_times(ota_server) -> None:
     assert ota_server.state.storage.faults() == [{"name": "drop_connection", "params": {"chunk": 1, "times": 0}}]
 
 
+def test_drop_connection_without_times_drops_once(ota_server) -> None:
+    _post_fault(ota_server, "drop_connection", chunk=1)  # PROTOCOL.md: times defaults to 1
+    with pytest.raises(http.client.IncompleteRead):
+        _get(ota_server, "/api/ota/download/2.0.0/1")
+    status, body = _get(ota_server, "/api/ota/download/2.0.0/1")
+    assert status == 200 and len(body) == 2048, "the drop fired more than once without a times"
+
+
 def test_drop_connection_times_hold_under_concurrency(ota_server) -> None:
     _post_fault(ota_server, "drop_connection", chunk=0, times=3)
 
