@@ -66,3 +66,17 @@ def test_config_refuses_an_open_admin_api(tmp_path) -> None:
     with pytest.raises(ValueError, match="admin_token"):
         ServerConfig(db_path=tmp_path / "db", devices=DEVICES, admin_token="")
     assert "admin_token" not in repr(ServerConfig(db_path=tmp_path / "db", devices=DEVICES, admin_token="s3cret"))
+
+
+def test_a_failed_store_keeps_nothing_and_the_next_one_works(storage) -> None:
+    """One accepted upload is stored in one transaction: a row that cannot be written rolls back the
+    rows before it, and the connection goes back to the pool outside any transaction."""
+    from hil.protocol.readings import Reading, Readings
+
+    good = Readings("EW-0001", 1_700_000_000, (Reading("Vac1", 230.0), Reading("Iac1", 1.5)))
+    bad = Readings("EW-0001", 1_700_000_000, (Reading("Vac1", 230.0), Reading("Iac1", object())))  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.Error):
+        storage.store_readings(10001, bad)
+    assert storage.readings() == [], "the row before the failing one was kept"
+    storage.store_readings(10002, good)
+    assert [r["nonce"] for r in storage.readings()] == [10002, 10002]
