@@ -80,3 +80,17 @@ def test_a_failed_store_keeps_nothing_and_the_next_one_works(storage) -> None:
     assert storage.readings() == [], "the row before the failing one was kept"
     storage.store_readings(10002, good)
     assert [r["nonce"] for r in storage.readings()] == [10002, 10002]
+
+
+def test_close_closes_every_pooled_connection(tmp_path) -> None:
+    """close() closes every connection of the pool: SQLite checkpoints and removes the write-ahead log
+    only when the last connection to the database closes, so no -wal file is left behind."""
+    from hil.protocol.readings import Reading, Readings
+
+    db = Storage(tmp_path / "db.sqlite").open()
+    db.register_devices(["EW-0001"])
+    db.store_readings(10001, Readings("EW-0001", 1_700_000_000, (Reading("Vac1", 230.0),)))
+    wal = tmp_path / "db.sqlite-wal"
+    assert wal.exists()
+    db.close()
+    assert not wal.exists(), "a pooled connection was left open after close()"
