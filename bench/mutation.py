@@ -141,8 +141,11 @@ class Worker:
         raise SystemExit(f"mutation: worker {self.index} did not start on port {self.port}:\n{''.join(seen)}")
 
     def stop(self) -> None:
+        """Stop the worker and the test run it may have in progress: cosmic-ray starts each test command
+        in a session of its own, which a signal to the worker's group does not reach."""
         if self._proc is None:
             return
+        runs = _descendants(self._proc.pid)
         if self._proc.poll() is None:
             os.killpg(self._proc.pid, 15)
             try:
@@ -150,7 +153,29 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self._proc.pid, 9)
                 self._proc.wait(timeout=10)
+        for pid in runs:  # the test command and its virtual boards (those die with their parent too)
+            try:
+                os.killpg(os.getpgid(pid), 15)
+            except ProcessLookupError:
+                pass
         self._proc = None
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below *pid* (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], list(parents.get(pid, []))
+    while todo:
+        child = todo.pop(0)
+        out.append(child)
+        todo += parents.get(child, [])
+    return out
 
 
 def test_command(area: Area, mode: str = "run") -> str:
