@@ -37,7 +37,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mutation_results import Area, Tally, classify, load_areas, load_equivalents, print_report, skip_by_rule
+from mutation_results import (
+    Area,
+    Equivalent,
+    Tally,
+    classify,
+    load_areas,
+    load_equivalents,
+    print_report,
+    skip_by_rule,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"
@@ -227,11 +236,21 @@ def session_for(area: Area, module: str, config: Path, tree: Path) -> Path:
     return session
 
 
-def forget_survivors(session: Path) -> int:
-    """Drop the survivors' results so ``cosmic-ray exec`` runs them again (after stronger scenarios)."""
+def forget_survivors(session: Path, equivalents: list[Equivalent]) -> int:
+    """Drop the results of the survivors not written down as equivalent, so ``cosmic-ray exec`` runs
+    them again (after new or stronger scenarios); returns how many."""
+    lines = session.with_suffix(".source").read_text().splitlines()
+    listed = {(e.operator, e.line) for e in equivalents}
     with sqlite3.connect(session) as db:
-        cur = db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
-        return cur.rowcount
+        rows = db.execute(
+            "SELECT r.job_id, m.operator_name, m.start_pos_row FROM work_results r "
+            "JOIN mutation_specs m ON m.job_id = r.job_id WHERE r.test_outcome = 'SURVIVED'"
+        ).fetchall()
+        open_ = [
+            job for job, op, row in rows if (op, lines[row - 1].strip() if 0 < row <= len(lines) else "") not in listed
+        ]
+        db.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in open_])
+    return len(open_)
 
 
 def run_area(area: Area, workers: list[Worker], exclude: list[str], retest: bool) -> None:
@@ -261,7 +280,7 @@ def run_area(area: Area, workers: list[Worker], exclude: list[str], retest: bool
         config = write_config(area, module, workers, timeout, exclude)
         session = session_for(area, module, config, first.src)
         if retest:
-            forget_survivors(session)
+            forget_survivors(session, load_equivalents(SURVIVORS))
         sessions.append((config, session))
     print(f"{area.name}: baseline {baseline:.1f} s, timeout {timeout:.0f} s per mutant; running…", flush=True)
     for w in workers:
