@@ -73,8 +73,10 @@ def test_scenarios_run_against_an_external_server(standalone_server: StartServer
         passed = int(re.search(r"(\d+) passed", summary_of(result)).group(1))
         skipped = re.findall(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", result.stdout)
         assert passed >= 20, summary_of(result)
-        # every skip says why: the built-in server's internals, or the burst scenarios under --hil-no-flood
+        # every skip says why: the built-in server's internals, the burst scenarios under --hil-no-flood, the
+        # slow tier, or a feature the wire profile does not have
         assert skipped and all("--hil-server-url" in reason or url in reason or "--hil-no-flood" in reason
+                               or "--hil-slow" in reason or f"wire profile {profile}" in reason
                                for reason in skipped), skipped
         assert not any("external" in reason and "--hil-server-url" not in reason for reason in skipped), skipped
 

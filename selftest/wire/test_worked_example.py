@@ -90,4 +90,7 @@ def test_the_upload_scenarios_pass_against_hil_server_speaking_the_example(acme_
         passed = re.search(r"(\d+) passed", summary)
         assert passed and int(passed.group(1)) >= 15, summary
         skipped = re.findall(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", result.stdout)
-        assert all("--hil-no-flood" in reason for reason in skipped), skipped
+        # only the burst scenarios under --hil-no-flood, what needs the built-in server (naming the server
+        # under test), or a feature the example's format does not have
+        assert all("--hil-no-flood" in reason or acme_server in reason or reason.startswith("wire profile ")
+                   for reason in skipped), skipped
