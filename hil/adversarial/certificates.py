@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import enum
-import ipaddress
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +28,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from hil.server.tls import ORGANISATION, SERVER_NAMES, CertPair
+from hil.server.tls import SERVER_NAMES, CertPair, general_name, subject_name, write_private
 
 CLOCK_SKEW = dt.timedelta(minutes=5)  # the control starts this early: a client clock a little behind accepts it
 LEAF_VALIDITY = dt.timedelta(days=90)
@@ -229,7 +227,7 @@ def _issue(
     """Issue *case*'s leaf (signed by *issuer*, by itself when None) and write its files into *folder*."""
     key = ec.generate_private_key(ec.SECP256R1())
     hosts = (OTHER_HOST,) if case.other_host else names
-    subject = _name(hosts[0])
+    subject = subject_name(hosts[0])
     issuer_name, signing_key = (issuer.cert.subject, issuer.key) if issuer else (subject, key)
     leaf = (
         x509.CertificateBuilder()
@@ -242,7 +240,7 @@ def _issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(**{bit: bit in case.key_usage for bit in _KEY_USAGES}), critical=True)
         .add_extension(x509.ExtendedKeyUsage([_EXTENDED_USAGES[u] for u in case.extended_usage]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in hosts]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([general_name(n) for n in hosts]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False)
         .sign(signing_key, hashes.SHA256())
@@ -251,7 +249,7 @@ def _issue(
     chain = [leaf] if issuer is None else [leaf, issuer.cert]
     pair = CertPair(folder / "chain.pem", folder / "key.pem")
     pair.cert.write_bytes(b"".join(_pem(c) for c in chain))
-    _write_private(
+    write_private(
         pair.key,
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
@@ -269,7 +267,7 @@ def _ca(
     """A CA certificate (self-signed when *issuer* is None); ``is_ca=False`` changes only its
     basicConstraints, which is what the ``leaf-as-ca`` case is about."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = _name(common_name)
+    subject = subject_name(common_name)
     issuer_name, signing_key = (issuer.cert.subject, issuer.key) if issuer else (subject, key)
     cert = (
         x509.CertificateBuilder()
@@ -290,31 +288,8 @@ def _ca(
     return _Signer(cert, key)
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    # As hil.server.tls does: created 0600 from the start, no window in which the key is world-readable.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,7 @@ def generate_test_pki(directory: Path, *, names: tuple[str, ...] = SERVER_NAMES)
 
 def _issue_chain(directory: Path, prefix: str, ca_name: str, names: tuple[str, ...]) -> tuple[Path, CertPair]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_subject = _name(ca_name)
+    ca_subject = subject_name(ca_name)
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # tolerate small clock skew
     ca_cert = (
         _builder(ca_subject, ca_subject, ca_key.public_key(), now)
@@ -82,9 +82,9 @@ def _issue_chain(directory: Path, prefix: str, ca_name: str, names: tuple[str, .
     )
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
-        _builder(_name(names[0]), ca_subject, server_key.public_key(), now)
+        _builder(subject_name(names[0]), ca_subject, server_key.public_key(), now)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([general_name(n) for n in names]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -93,7 +93,7 @@ def _issue_chain(directory: Path, prefix: str, ca_name: str, names: tuple[str, .
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     pair = CertPair(directory / f"{prefix}server.pem", directory / f"{prefix}server.key")
     pair.cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(
+    write_private(
         pair.key,
         server_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -116,7 +116,8 @@ def _builder(
     )
 
 
-def _name(common_name: str) -> x509.Name:
+def subject_name(common_name: str) -> x509.Name:
+    """A TEST ONLY subject: the harness's organisation and *common_name*."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION),
@@ -125,14 +126,16 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _general_name(name: str) -> x509.GeneralName:
+def general_name(name: str) -> x509.GeneralName:
+    """A subjectAltName entry: an IP address when *name* is one, else a DNS name."""
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Write key material to *path*, readable by its owner only."""
     # Create with 0600 from the start: no window in which the key is world-readable.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
