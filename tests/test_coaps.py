@@ -310,6 +310,8 @@ class TestOtaOverCoaps:
         psk = board_psk(spec.name, virtual=spec.has("virtual"), device=ota_board.device, environ={},
                         identity_env="HIL_COAP_PSK_ID", key_env="HIL_COAP_PSK")
         endpoints = BoardCoap.for_board(spec.name, spec.network_address, psk)
+        # the app starts its CoAP servers before it serves the console: once it answers they listen
+        assert ota_board.running_version() == ota_board.running
         try:
             with endpoints.connect() as client:
                 assert client.post("ota").code == "2.04"
