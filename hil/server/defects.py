@@ -98,6 +98,12 @@ _DEFECTS: tuple[Defect, ...] = (
         "compare): an empty or truncated token opens the admin API",
     ),
     Defect(
+        "ota-newest-by-text",
+        "ota",
+        "the update check picks the packages newer than the device's version, and the newest of them, by "
+        "comparing version strings: 1.10.0 sorts before 1.9.0, so a device on 1.9.0 is never offered 1.10.0",
+    ),
+    Defect(
         "plaintext-device-id-trusted",
         "upload",
         "readings are stored under the device id inside the decrypted plaintext instead of refusing a "

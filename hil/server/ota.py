@@ -11,9 +11,9 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -31,6 +31,7 @@ from hil.server.state import reject, server_state
 bp = Blueprint("ota", __name__, url_prefix="/api/ota")
 OTA_EXTENSION_KEY = "hil.server.ota"
 log = logging.getLogger("hil.server.ota")
+P = TypeVar("P")  # a package as one OTA format serves it
 
 STATUSES = ("downloading", "verifying", "success", "failed", "rolled_back")
 STATUS_ERROR_CODES = ("SIGNATURE_INVALID", "HASH_MISMATCH", "DOWNGRADE_REFUSED", "DOWNLOAD_FAILED", "BOOT_FAILED")
@@ -128,9 +129,9 @@ def check(device_id: str) -> Response:
     checked = checked_version(device_id)
     if isinstance(checked, Response):
         return checked
-    current, running = checked
-    packages = ota_state().packages
-    offered = offered_version(packages, running, device_id=device_id)
+    current, _ = checked
+    packages = served_packages(ota_state().packages, _relabel)
+    offered = offered_version(packages, current, device_id=device_id)
     if offered is None:
         return jsonify({"update_available": False, "current_version": current})
     return jsonify(
@@ -143,28 +144,61 @@ def check(device_id: str) -> Response:
     )
 
 
-def offered_version(packages: Mapping[str, object], running: tuple[int, int, int], *, device_id: str) -> str | None:
-    """The version a check from *device_id* running *running* is offered: the ``offer_version``
-    fault's (even an older one), else the highest newer package, else None."""
+def served_packages(packages: Mapping[str, P], relabel: Callable[[P, str], P]) -> dict[str, P]:
+    """*packages* as the active ``relabel_version`` faults serve them: each adds the package of its
+    ``version`` under its ``label`` (*relabel* makes that copy: same image, hash and signature)."""
+    served = dict(packages)
+    for fault in active_faults(faults.RELABEL_FAULTS):
+        version, label = fault.params["version"], fault.params["label"]
+        if version in packages:
+            served[label] = relabel(packages[version], label)
+        else:
+            have = ", ".join(packages) or "none"
+            log.warning("OTA fault relabel_version %r: no such package (have %s)", version[:40], have)
+    return served
+
+
+def offered_version(packages: Mapping[str, object], current: str, *, device_id: str) -> str | None:
+    """The version a check from *device_id* running *current* (a valid ``x.y.z``) is offered: the
+    ``offer_version`` fault's or the ``relabel_version`` fault's label (even an older one), else the
+    highest newer package, else None. *packages* are :func:`served_packages`."""
     offered = None
     for fault in active_faults(faults.CHECK_FAULTS):
-        if fault.params["version"] in packages:
-            offered = fault.params["version"]
-            log.info("OTA fault offer_version: offering %s to %s (running %s)", offered, device_id, running)
-        else:
+        forced = fault.params["label"] if fault.name == "relabel_version" else fault.params["version"]
+        if forced in packages:
+            offered = forced
+            log.info("OTA fault %s: offering %s to %s (running %s)", fault.name, offered[:40], device_id, current)
+        elif fault.name == "offer_version":  # relabel_version's missing package is logged where it is served
             log.warning(
                 "OTA fault offer_version %r: no such package (have %s)",
-                fault.params["version"][:40],
+                forced[:40],
                 ", ".join(packages) or "none",
             )
     if offered is None:
-        newer = [v for v in packages if parse_version(v) > running]
+        if "ota-newest-by-text" in server_state().defects:  # the defect: strings compared, not numbers
+            newer = [v for v in packages if v > current]
+            return max(newer) if newer else None
+        running = parse_version(current)
+        newer = [v for v in packages if _is_version(v) and parse_version(v) > running]
         offered = max(newer, key=parse_version) if newer else None
     return offered
 
 
+def _is_version(label: str) -> bool:
+    """A relabelled package's label need not be a version: only versions are compared."""
+    try:
+        parse_version(label)
+    except FotaFormatError:
+        return False
+    return True
+
+
+def _relabel(package: FotaPackage, label: str) -> FotaPackage:
+    return replace(package, manifest=replace(package.manifest, version=label))
+
+
 def _package(version: str, code: ErrorCode) -> FotaPackage | Response:
-    package = ota_state().packages.get(version)
+    package = served_packages(ota_state().packages, _relabel).get(version)
     if package is None:
         return reject(
             code,

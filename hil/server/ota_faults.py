@@ -10,6 +10,7 @@
 | bad_signature | — | the manifest's signature has its first byte inverted |
 | wrong_signing_key | — | the manifest is signed with a key the device does not trust |
 | offer_version | version | the check offers that package even when it is not newer |
+| relabel_version | version, label | package ``version`` offered and served as ``label`` (image and signature kept) |
 
 ``chunk`` absent means every chunk. A fault whose params are malformed is ignored and logged; so are
 names the OTA endpoints do not know (other blueprints may use them). ``times`` is consumed atomically
@@ -27,7 +28,9 @@ log = logging.getLogger("hil.server.ota")
 
 CHUNK_FAULTS = ("corrupt_chunk", "truncate_chunk", "drop_connection", "delay_chunk")
 MANIFEST_FAULTS = ("bad_hash", "bad_signature", "wrong_signing_key")
-CHECK_FAULTS = ("offer_version",)
+CHECK_FAULTS = ("offer_version", "relabel_version")
+RELABEL_FAULTS = ("relabel_version",)
+MAX_LABEL = 64  # a label longer than any version only ties up the log
 MAX_DELAY_MS = 120_000  # past the device's request timeout already; longer only ties up a thread
 
 
@@ -58,6 +61,9 @@ def _params_ok(fault: Fault) -> bool:
             and 0 <= p["ms"] <= MAX_DELAY_MS
         ),
         "offer_version": lambda: isinstance(p.get("version"), str),
+        "relabel_version": lambda: (
+            isinstance(p.get("version"), str) and isinstance(p.get("label"), str) and 0 < len(p["label"]) <= MAX_LABEL
+        ),
     }
     return checks.get(fault.name, lambda: True)()
 

@@ -19,7 +19,7 @@ import base64
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -38,6 +38,7 @@ from hil.server.ota import (
     dropped_response,
     known_device,
     offered_version,
+    served_packages,
     signed_fields_under_faults,
 )
 from hil.server.state import reject, server_state
@@ -57,6 +58,10 @@ class Fw134OtaState:
     _updates: dict[str, str] = field(default_factory=dict)  # device -> version last offered or initiated
     _from: dict[str, str] = field(default_factory=dict)  # device -> the version it ran when it was offered one
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def served(self) -> dict[str, Fw134Package]:
+        """The packages as the active ``relabel_version`` faults serve them (:func:`served_packages`)."""
+        return served_packages(self.packages, _relabel)
 
     def offer(self, device_id: str, version: str, *, running: str) -> None:
         """Remember that *device_id*, running *running*, was offered *version* (its progress reports are
@@ -113,6 +118,11 @@ def load_fw134_state(config: ServerConfig, ota: OtaState) -> Fw134OtaState:
     return Fw134OtaState(fw134_packages(ota.packages, config.fota_signing_key))
 
 
+def _relabel(package: Fw134Package, label: str) -> Fw134Package:
+    inner = package.package
+    return replace(package, package=replace(inner, manifest=replace(inner.manifest, version=label)))
+
+
 def fw134_state() -> Fw134OtaState:
     """The :class:`Fw134OtaState` of the app handling the current request."""
     return current_app.extensions[EXTENSION_KEY]
@@ -144,14 +154,15 @@ def check(device_id: str) -> Response:
     checked = checked_version(device_id)
     if isinstance(checked, Response):
         return checked
-    current, running = checked
+    current, _ = checked
     state = fw134_state()
-    offered = offered_version(state.packages, running, device_id=device_id)
+    packages = state.served()
+    offered = offered_version(packages, current, device_id=device_id)
     reply: dict[str, Any] = {"success": True, "device_id": device_id, "update_available": offered is not None}
     if offered is None:
         return jsonify(reply)
     state.offer(device_id, offered, running=current)
-    package = state.packages[offered]
+    package = packages[offered]
     digest, signature = signed_fields_under_faults(
         offered, package.package.manifest.sha256_hash, package.signature, sign_digest=sign_digest
     )
@@ -171,7 +182,7 @@ def initiate(device_id: str) -> Response:
     except FotaFormatError as exc:
         return reject(ErrorCode.INVALID_PAYLOAD, f"firmware_version: {exc}", device_id=device_id, detail=_where())
     state = fw134_state()
-    if version not in state.packages:
+    if version not in state.served():
         return reject(
             ErrorCode.VERSION_NOT_FOUND, f"no firmware {version} on this server", device_id=device_id, detail=_where()
         )
@@ -198,7 +209,10 @@ def chunk(device_id: str) -> Response:
             detail=_where(),
             status=400,
         )
-    package = state.packages[version]
+    package = state.served().get(version)
+    if package is None:  # its relabel_version fault was cleared inside the session
+        missing = f"no firmware {version[:40]!r} on this server"
+        return reject(ErrorCode.CHUNK_NOT_FOUND, missing, device_id=device_id, detail=_where())
     if not (n.isascii() and n.isdigit() and len(n) <= 9):
         return reject(
             ErrorCode.INVALID_PAYLOAD, "query parameter chunk must be an index", device_id=device_id, detail=_where()

@@ -310,6 +310,42 @@ def test_offer_version_of_a_missing_package_is_ignored(ota) -> None:
     assert ota.get(f"{CHECK}?version=2.0.0").get_json()["update_available"] is False
 
 
+def test_relabel_version_serves_an_older_package_as_newer(ota, fota) -> None:
+    """The attack of a server that cannot sign: an old signed package under a new label. Check,
+    manifest and chunks say 3.0.0; the image, its hash and its signature are 0.9.0's, unchanged."""
+    fault(ota, "relabel_version", version="0.9.0", label="3.0.0")
+    reply = ota.get(f"{CHECK}?version=1.0.0").get_json()
+    assert reply == {"update_available": True, "firmware_version": "3.0.0", "file_size": len(fota.plaintexts["0.9.0"]),
+                     "manifest_url": "/api/ota/manifest/3.0.0"}
+    doc, old = manifest(ota, "3.0.0"), manifest(ota, "0.9.0")
+    assert doc["version"] == "3.0.0" and {k: v for k, v in doc.items() if k != "version"} == \
+        {k: v for k, v in old.items() if k != "version"}
+    assert chunks(ota, "3.0.0") == chunks(ota, "0.9.0")
+    assert verify_signature(fota.plaintexts["0.9.0"], bytes.fromhex(doc["rsa_signature"]), fota.public_pem)
+
+
+def test_relabel_version_of_a_missing_package_offers_nothing_new(ota) -> None:
+    fault(ota, "relabel_version", version="7.7.7", label="9.0.0")
+    assert ota.get(f"{CHECK}?version=2.0.0").get_json()["update_available"] is False
+    assert ota.get("/api/ota/manifest/9.0.0").status_code == 404
+
+
+def test_relabel_version_with_a_label_that_is_no_version(ota, fota) -> None:
+    """A label need not be a version (the scenarios offer ``v2.0.0``, ``2.0``): served as given."""
+    fault(ota, "relabel_version", version="2.0.0", label="v2.0.0")
+    assert ota.get(f"{CHECK}?version=1.0.0").get_json()["firmware_version"] == "v2.0.0"
+    assert manifest(ota, "v2.0.0")["version"] == "v2.0.0"
+
+
+@pytest.mark.parametrize("defects, offered", [((), None), (("ota-newest-by-text",), "2.0.0")])
+def test_newest_by_text_offers_an_older_version(make_app, fota, defects, offered) -> None:
+    """``ota-newest-by-text``: to a device on 10.0.0, "2.0.0" sorts newer as text (and is offered,
+    a downgrade); by number nothing is newer."""
+    client = make_app(defects=defects, firmware_dir=fota.firmware_dir).test_client()
+    reply = client.get(f"{CHECK}?version=10.0.0").get_json()
+    assert reply.get("firmware_version") == offered, reply
+
+
 # -- start-up ------------------------------------------------------------------------------------
 def test_a_broken_firmware_dir_stops_the_start(tmp_path: Path, fota) -> None:
     broken = tmp_path / "fw"

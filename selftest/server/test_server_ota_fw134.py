@@ -470,6 +470,19 @@ def test_offer_version_of_a_missing_package_is_ignored(ota) -> None:
     assert ota.get(f"{CHECK}?version=2.0.0").get_json()["update_available"] is False
 
 
+def test_relabel_version_serves_an_older_package_as_newer(ota, fota) -> None:
+    """update_info, the session and the chunks say 3.0.0; size, hash, signature and bytes are 0.9.0's."""
+    fault(ota, "relabel_version", version="0.9.0", label="3.0.0")
+    update = info(ota, "1.0.0")
+    assert (update["latest_version"], update["original_size"]) == ("3.0.0", len(fota.plaintexts["0.9.0"]))
+    assert signature_ok(update, fota.plaintexts["0.9.0"], fota.signing_key)
+    assert initiate(ota, "3.0.0").status_code == 201
+    relabelled = [chunk(ota, n, "3.0.0").get_json()["chunk_data"] for n in range(update["total_chunks"])]
+    fault(ota, "offer_version", version="0.9.0")  # the same package under its own version, for comparison
+    assert initiate(ota, "0.9.0").status_code == 201
+    assert relabelled == [chunk(ota, n, "0.9.0").get_json()["chunk_data"] for n in range(update["total_chunks"])]
+
+
 def _open_session(server: ServerHandle) -> None:
     body = json.dumps({"firmware_version": "2.0.0"}).encode()
     assert http_request(server.url, "POST", f"/ota/initiate/{DEVICE}", body)[0] == 201
