@@ -32,6 +32,8 @@ PACKAGED: dict[str, str] = {
     "downgrade": "0.9.0: the device must refuse it (DOWNGRADE_REFUSED)",
     "selftest-fail": "2.0.0 whose post-update self-test fails: MCUboot reverts it",
     "other-key": "FOTA signature fine, MCUboot signature by attacker-key: the bootloader refuses it",
+    "app-v1.9": "1.9.0, offered to a board on 1.10.0: newer as text, older as a number (refused)",
+    "app-v1.10": "1.10.0, offered to a board on 1.9.0: older as text, newer as a number (installed)",
 }
 
 

@@ -37,6 +37,9 @@ class AppRelease:
 RELEASES: tuple[AppRelease, ...] = (
     AppRelease("app-v1", "1.0.0"),
     AppRelease("app-v2", "2.0.0"),
+    # A minor past 9: text and numeric order disagree between them (hil.adversarial.versions)
+    AppRelease("app-v1.9", "1.9.0"),
+    AppRelease("app-v1.10", "1.10.0"),
 )
 
 

@@ -24,6 +24,7 @@ CHUNK_SIZE = 2048  # PROTOCOL.md: the manifest's chunk_size
 _DEVICE_MS = re.compile(r"^[EWIDV] \((\d+)\) ")
 TIMELINE_EVENTS = (
     "ota.checking",
+    "ota.check_failed",
     "ota.available",
     "ota.downgrade_refused",
     "ota.progress",
@@ -88,8 +89,11 @@ class OtaBoard:
     def _step(self) -> float:
         return self.timing.step()
 
-    def _download(self, image: str = "app-v2") -> float:
+    def download_bound(self, image: str = "app-v2") -> float:
+        """How long downloading ``image`` may take on this board (its timing profile)."""
         return self.timing.download(self.firmware.get(image).size, CHUNK_SIZE)
+
+    _download = download_bound
 
     def _boot(self, image: str = "app-v2", swap: bool = False) -> float:
         slot = layout_for(self.firmware.chip).slot_size

@@ -125,6 +125,18 @@ _DEFECTS: tuple[Defect, ...] = (
         "the OTA client installs an offered version older than or equal to the running one",
     ),
     Defect(
+        "ota-version-compared-as-text",
+        "ota",
+        "the OTA client takes any version label the server sends and compares it with the running one as "
+        "text (strcmp): 1.9.0 counts as newer than 1.10.0, and 2.0, v2.0.0 or 1.0.0-rc.1 as newer than 1.0.0",
+    ),
+    Defect(
+        "ota-trusts-offered-version",
+        "ota",
+        "the OTA client compares only the version the server offers, never the one the signed image carries "
+        "(esp_app_desc_t): an older signed image relabelled as newer is installed",
+    ),
+    Defect(
         "ota-confirm-before-selftest",
         "ota",
         "a freshly swapped-in test image confirms itself at boot before its self-test: a failing image stays",

@@ -45,7 +45,7 @@ def test_index_holds_the_contracted_artifacts(built: Index) -> None:
 def test_lookups(built: Index) -> None:
     index = load_index(built.directory)
     assert index.get("app-v1").version == "1.0.0"
-    assert [a.name for a in index.by_role("app")] == ["app-v1", "app-v2"]
+    assert [a.name for a in index.by_role("app")] == ["app-v1", "app-v2", "app-v1.9", "app-v1.10"]
     assert index.path("nvs") == (built.directory / "nvs.bin").resolve()
     with pytest.raises(ArtifactNotFound, match="app-v3.*app-v1"):
         index.get("app-v3")

@@ -29,7 +29,8 @@ PROOF_TIMEOUT = 300
 DEFECTS = [pytest.param("--hil-sim-defect", d.name, id=f"board-{d.name}") for d in SIM_CATALOGUE] + \
     [pytest.param("--hil-server-defect", d.name, id=f"server-{d.name}") for d in SERVER_CATALOGUE]
 # The scenarios written against outcomes (any wire format), and the defects they claim.
-WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py", "tests/test_ota.py")
+WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py", "tests/test_ota.py",
+                  "tests/test_ota_versions.py")
 
 
 def claimed_in(paths: tuple[str, ...]) -> set[str]:

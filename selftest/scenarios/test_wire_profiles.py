@@ -20,7 +20,8 @@ from hil.adversarial.certificates import CASES as CERTIFICATE_CASES
 ROOT = Path(__file__).resolve().parents[2]
 
 RUN_TIMEOUT = 600
-WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py", "tests/test_ota.py")
+WIRE_SCENARIOS = ("tests/test_upload.py", "tests/test_upload_server.py", "tests/test_network.py", "tests/test_ota.py",
+                  "tests/test_ota_versions.py")
 # What may skip, and why: a committed capture is in one format only.
 ALLOWED_SKIPS = ("the committed reference session is an ecowatt-api capture",
                  "needs a sniffer")

@@ -7,13 +7,15 @@ chunk is tried up to :data:`MAX_CHUNK_ATTEMPTS` times, each retry on a new conne
 the chunk that failed), decrypting AES-256-CBC as one stream and writing the plaintext into the slot
 as it comes (fw134: the first bytes must be the MCUboot image magic) → SHA-256 of the slot, then the
 format's RSA signature over it (PSS; fw134: PKCS#1 v1.5) with the FOTA key the running image carries
-→ record the attempt in NVS, ``boot_set_pending`` (test swap), reboot. Any failure erases the
+→ the version the signed image carries must be the offered one and newer (a relabelled old image is
+refused) → record the attempt in NVS, ``boot_set_pending`` (test swap), reboot. Any failure erases the
 secondary slot, is logged and reported, and the running image stays. The flow is the same for every
 format: only the client (requests, parsing, which reports) and the signature scheme differ.
 What happens after the reboot (self-test, confirm, rolled-back report) is :mod:`ota_boot`.
 
 Defects honoured here: ``ota-skip-hash``, ``ota-skip-signature`` (:func:`_verify`),
-``ota-accept-downgrade`` (:func:`_refuse_downgrade`), ``ota-keep-partial-on-failure``
+``ota-accept-downgrade``, ``ota-version-compared-as-text`` (:func:`_refuse_downgrade`),
+``ota-trusts-offered-version`` (:func:`_refuse_relabelled`), ``ota-keep-partial-on-failure``
 (:func:`_fail`), ``ota-no-resume`` (:func:`_fetch`).
 """
 
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hil.images import mcuboot as mb
+from hil.images.app_desc import find_app_desc
 from hil.images.app_keys import find_fota_public_key
 from hil.images.layout import layout_for
 from hil.sim.firmware import bootctl, net
@@ -87,9 +90,13 @@ class SecondarySlot:
         self._rt.flash.write(self.offset + self.written, data)
         self.written += len(data)
 
+    def read(self) -> bytes:
+        """What is in the slot now (read back: what MCUboot will swap in)."""
+        return self._rt.flash.read(self.offset, self.written)
+
     def digest(self) -> bytes:
-        """SHA-256 of what is in the slot now (read back: what MCUboot will swap in)."""
-        return hashlib.sha256(self._rt.flash.read(self.offset, self.written)).digest()
+        """SHA-256 of what is in the slot now."""
+        return hashlib.sha256(self.read()).digest()
 
 
 def cmd_ota_check(device: Device, args: list[str]) -> None:
@@ -172,6 +179,7 @@ def _install(device: Device, wire: OtaFormat, client: OtaChannel, offer: Offer, 
     client.phase("download_complete", manifest.version)
     client.phase("verifying", manifest.version)
     _verify(device, wire.signature, manifest, slot, key)
+    _refuse_relabelled(device, manifest, slot)
     client.phase("verification_success", manifest.version)
     rt = device.rt
     rt.checkpoint("ota.verified")
@@ -183,12 +191,39 @@ def _install(device: Device, wire: OtaFormat, client: OtaChannel, offer: Offer, 
 
 
 def _refuse_downgrade(device: Device, offered: str) -> None:
-    if "ota-accept-downgrade" in device.rt.defects:
+    defects = device.rt.defects
+    if "ota-accept-downgrade" in defects:
         return
-    running, new = parse_version(device.version), parse_version(offered)
-    if running is None or new is None or new <= running:
+    if "ota-version-compared-as-text" in defects:  # the defect: strcmp(offered, running) > 0
+        newer = offered > device.version
+    else:
+        running, new = parse_version(device.version), parse_version(offered)
+        newer = running is not None and new is not None and new > running
+    if not newer:
         device.log.e(TAG, f"Downgrade refused: offered {offered} <= running {device.version}")
         raise OtaError(DOWNGRADE_REFUSED, f"offered version {offered} is not newer than {device.version}")
+
+
+def _refuse_relabelled(device: Device, manifest: Manifest, slot: SecondarySlot) -> None:
+    """The signed image's own version (its ``esp_app_desc_t``, inside what MCUboot's signature covers)
+    must be the offered one: hash and signature cover the image, not the server's label for it."""
+    defects = device.rt.defects
+    if "ota-accept-downgrade" in defects or "ota-trusts-offered-version" in defects:
+        return
+    data = slot.read()
+    try:
+        header = mb.parse_header(data)  # the signature MCUboot checks at the swap covers header and payload
+        signed = find_app_desc(data[header.hdr_size : header.hdr_size + header.img_size]).version
+    except ValueError as exc:  # McubootFormatError is one
+        raise OtaError(DOWNLOAD_FAILED, f"cannot read the downloaded image's version: {exc}") from None
+    running, image = parse_version(device.version), parse_version(signed)
+    if running is None or image is None or image <= running:
+        as_offered = f"the image offered as {manifest.version} is signed {signed}"
+        device.log.e(TAG, f"Downgrade refused: offered {signed} <= running {device.version} ({as_offered})")
+        raise OtaError(DOWNGRADE_REFUSED, f"{as_offered}, not newer than {device.version}")
+    if image != parse_version(manifest.version):
+        device.log.e(TAG, f"Image version mismatch: offered as {manifest.version}, the signed image is {signed}")
+        raise OtaError(DOWNLOAD_FAILED, f"the image offered as {manifest.version} is signed {signed}")
 
 
 def _fota_public_key(device: Device) -> RSAPublicKey:

@@ -88,22 +88,24 @@ def _json(reply: net.HttpReply, what: str) -> dict[str, Any]:
     return json_object(reply.body, what)
 
 
-def parse_offer(reply: net.HttpReply) -> Offer | None:
-    """The check reply: an :class:`Offer`, or ``None`` when no update is available."""
+def parse_offer(reply: net.HttpReply, *, checked: bool = True) -> Offer | None:
+    """The check reply: an :class:`Offer`, or ``None`` when no update is available (``checked``:
+    see :func:`version_field`)."""
     doc = _json(reply, "check reply")
     if field_of(doc, "update_available", bool) is False:
         return None
     url = field_of(doc, "manifest_url", str)
     if not _URL_PATH.fullmatch(url) or url.startswith("//") or "/../" in url:
         raise OtaReplyError("field 'manifest_url' is not a path on the update server")
-    return Offer(version_field(doc, "firmware_version"), int_field(doc, "file_size", 1, 0xFFFFFFFF), url)
+    version = version_field(doc, "firmware_version", checked=checked)
+    return Offer(version, int_field(doc, "file_size", 1, 0xFFFFFFFF), url)
 
 
-def parse_manifest(reply: net.HttpReply) -> Manifest:
+def parse_manifest(reply: net.HttpReply, *, checked: bool = True) -> Manifest:
     """Validate a manifest reply; :class:`OtaReplyError` names the first bad field."""
     doc = _json(reply, "manifest")
     manifest = Manifest(
-        version=version_field(doc, "version"),
+        version=version_field(doc, "version", checked=checked),
         file_size=int_field(doc, "file_size", 1, 0xFFFFFFFF),
         chunk_size=int_field(doc, "chunk_size", AES_BLOCK, MAX_CHUNK_SIZE),
         total_chunks=int_field(doc, "total_chunks", 1, 0xFFFFFFFF),
@@ -162,6 +164,12 @@ class UpdateServerLink:
         self.close()
 
     @property
+    def versions_checked(self) -> bool:
+        """Whether version fields must be ``x.y.z`` (not with ``ota-version-compared-as-text``: labels
+        are strings to that firmware)."""
+        return "ota-version-compared-as-text" not in self._device.rt.defects
+
+    @property
     def device_id(self) -> str:
         """The device id the requests carry."""
         assert self._device.identity is not None
@@ -199,11 +207,11 @@ class OtaClient(UpdateServerLink):
 
     def check(self, version: str) -> Offer | None:
         """Ask for an update from ``version``; raises ``net.NetError`` or :class:`OtaReplyError`."""
-        return parse_offer(self.session.get(self._check_path(version)))
+        return parse_offer(self.session.get(self._check_path(version)), checked=self.versions_checked)
 
     def manifest(self, offer: Offer) -> Manifest:
         """Fetch and validate the manifest the offer points at."""
-        return parse_manifest(self.session.get(offer.manifest_url))
+        return parse_manifest(self.session.get(offer.manifest_url), checked=self.versions_checked)
 
     def chunk(self, manifest: Manifest, chunk: int) -> bytes:
         """Chunk ``chunk`` of the ciphertext, exactly as long as the manifest says it must be.

@@ -16,6 +16,9 @@ from hil.protocol.errors import ProtocolError
 from hil.protocol.jsonio import load_json_object
 
 _VERSION = re.compile(r"(\d{1,5})\.(\d{1,5})\.(\d{1,5})")
+# MCUboot's image_version: major and minor are one byte each, the revision two (the build number is not in labels)
+VERSION_LIMITS = (0xFF, 0xFF, 0xFFFF)
+MAX_LABEL = 31  # esp_app_desc_t.version is char[32]
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
@@ -25,9 +28,14 @@ class OtaReplyError(ValueError):
 
 
 def parse_version(text: object) -> tuple[int, int, int] | None:
-    """``"x.y.z"`` as a tuple of integers (compared numerically), ``None`` if it is not one."""
+    """``"x.y.z"`` as a tuple of integers (compared numerically), ``None`` if it is not one or a
+    component does not fit the MCUboot image header's field (:data:`VERSION_LIMITS`): no signed
+    image can carry such a version, so it cannot be ordered against one."""
     match = _VERSION.fullmatch(text) if isinstance(text, str) else None
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+    if match is None:
+        return None
+    parts = (int(match[1]), int(match[2]), int(match[3]))
+    return parts if all(part <= limit for part, limit in zip(parts, VERSION_LIMITS, strict=True)) else None
 
 
 def field_of(doc: dict[str, Any], name: str, kind: type) -> Any:
@@ -46,9 +54,14 @@ def int_field(doc: dict[str, Any], name: str, low: int, high: int) -> int:
     return value
 
 
-def version_field(doc: dict[str, Any], name: str) -> str:
-    """An ``x.y.z`` version field."""
+def version_field(doc: dict[str, Any], name: str, *, checked: bool = True) -> str:
+    """An ``x.y.z`` version field (:func:`parse_version`); ``checked=False`` (the
+    ``ota-version-compared-as-text`` defect) takes any label up to :data:`MAX_LABEL` characters."""
     value = field_of(doc, name, str)
+    if not checked:
+        if not 0 < len(value) <= MAX_LABEL:
+            raise OtaReplyError(f"field {name!r} is not a version label of 1..{MAX_LABEL} characters")
+        return value
     if parse_version(value) is None:
         raise OtaReplyError(f"field {name!r} is not an x.y.z version")
     return value

@@ -95,17 +95,18 @@ def _reply(reply: net.HttpReply, device_id: str, what: str = "") -> dict[str, An
     return doc
 
 
-def parse_check(reply: net.HttpReply, device_id: str) -> tuple[Offer, Manifest] | None:
-    """The check reply: the offer and its ``update_info`` as a manifest, ``None`` when no update."""
+def parse_check(reply: net.HttpReply, device_id: str, *, checked: bool = True) -> tuple[Offer, Manifest] | None:
+    """The check reply: the offer and its ``update_info`` as a manifest, ``None`` when no update
+    (``checked``: see :func:`version_field`)."""
     doc = _reply(reply, device_id, "check reply")
     if field_of(doc, "update_available", bool) is False:
         return None
     info = field_of(doc, "update_info", dict)
-    version_field(info, "current_version")
+    version_field(info, "current_version", checked=checked)
     field_of(info, "release_notes", str)
     size = int_field(info, "firmware_size", 1, MAX_SIZE)
     manifest = Manifest(
-        version=version_field(info, "latest_version"),
+        version=version_field(info, "latest_version", checked=checked),
         file_size=size,
         chunk_size=int_field(info, "chunk_size", AES_BLOCK, MAX_CHUNK_SIZE),
         total_chunks=int_field(info, "total_chunks", 1, MAX_SIZE),
@@ -166,7 +167,8 @@ class Fw134Client(UpdateServerLink):
 
     def check(self, version: str) -> Offer | None:
         """Ask for an update from ``version``; raises ``net.NetError`` or :class:`OtaReplyError`."""
-        offered = parse_check(self.session.get(self._check_path(version)), self.device_id)
+        reply = self.session.get(self._check_path(version))
+        offered = parse_check(reply, self.device_id, checked=self.versions_checked)
         if offered is None:
             return None
         offer, manifest = offered
