@@ -5,6 +5,9 @@ when it holds). :func:`check_all` runs those that apply to what a test left behi
 - ``server.refusal-recorded``: every refusal (a 4xx a route answered) has its security event.
 - ``server.accepted-stored-once``: each accepted upload is stored exactly once (one row per register
   and nonce), and as many uploads are stored as were accepted.
+- ``server.store-agrees-with-capture``: what the test's capture of its built-in server's plain-HTTP
+  traffic shows is what the database holds: each upload answered as accepted is stored (and accepted
+  only once), none answered only with refusals is (the wire's view, not the server's own answer log).
 - ``device.nonce-committed-before-send``: the firmware logged the NVS commit of every nonce before
   the line that sends it (needs the profile's ``nonce.committed`` and ``upload.sending`` events).
 - ``device.nonce-never-decreases``: between two flashings (loader sessions, which may re-provision
@@ -100,6 +103,22 @@ def _accepted_stored_once(observed: Observed) -> list[str]:
         stored = {(r["device_id"], r["nonce"]) for r in rows}
         if len(stored) != len(accepted):
             out.append(f"{server.url}: {len(accepted)} uploads accepted, {len(stored)} stored")
+    return out
+
+
+def _store_agrees_with_capture(observed: Observed) -> list[str]:
+    out = []
+    for capture in observed.captures:
+        server = capture.server
+        stored = {(r["device_id"], r["nonce"]) for r in server.state.storage.readings(limit=ALL)}
+        accepted = Counter((u.device_id, u.nonce) for u in capture.uploads if u.accepted)
+        refused = {(u.device_id, u.nonce) for u in capture.uploads if not u.accepted} - set(accepted)
+        out += [f"{server.url}: the capture shows {dev} nonce {n} accepted {k} times"
+                for (dev, n), k in accepted.items() if k > 1]  # fmt: skip
+        out += [f"{server.url}: the capture shows {dev} nonce {n} accepted, nothing of it is stored"
+                for dev, n in sorted(set(accepted) - stored)]  # fmt: skip
+        out += [f"{server.url}: {dev} nonce {n} is stored, but the capture shows it only refused"
+                for dev, n in sorted(refused & stored)]  # fmt: skip
     return out
 
 
@@ -296,6 +315,12 @@ INVARIANTS: tuple[Invariant, ...] = (
         "each accepted upload is stored exactly once, and only accepted ones",
         _accepted_stored_once,
         _has_servers,
+    ),
+    Invariant(
+        "server.store-agrees-with-capture",
+        "every upload the capture shows accepted is stored, once accepted, and none it shows only refused is",
+        _store_agrees_with_capture,
+        lambda o: bool(o.captures),
     ),
     Invariant(
         "device.nonce-committed-before-send",

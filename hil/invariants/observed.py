@@ -1,6 +1,6 @@
 """What one test left behind, as the invariants read it: the built-in servers it started, the console
-logs of its boards, the firmware profile that names their events, the secrets it provisioned, and the
-MCUboot slots of a board it updated."""
+logs of its boards, the firmware profile that names their events, the secrets it provisioned, the
+MCUboot slots of a board it updated, and what its capture shows the server was sent and answered."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from hil.console.lines import strip_ansi
 from hil.console.profile import FirmwareProfile
 from hil.flashing import FlashRegion
 from hil.images.layout import FlashLayout
+from hil.net.flows import flows_from_pcap
+from hil.net.http import HttpParseError
+from hil.protocol.errors import ProtocolError
 from hil.report.secrets import SecretRegistry
 from hil.server.state import ServerState
+from hil.wire.outcome import Outcome
+from hil.wire.profile import WireProfile
 
 FlashProbe = Callable[[Sequence[FlashRegion]], list[bool]]
 """Whether the flash holds each region's bytes (``Board.flash_matches``: one ROM loader session, nothing written)."""
@@ -42,6 +47,47 @@ class ObservedConsole:
         if not self.log.is_file():
             return []
         return [strip_ansi(line) for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines()]
+
+
+@dataclass(frozen=True)
+class CapturedUpload:
+    """One upload exchange the capture holds: the packet's device and nonce, and the server's verdict."""
+
+    device_id: str
+    nonce: int
+    accepted: bool
+
+
+@dataclass
+class ObservedCapture:
+    """The test's capture of its built-in server's plain-HTTP traffic, read with the server's wire profile."""
+
+    path: Path
+    server: ObservedServer
+    wire: WireProfile
+
+    @functools.cached_property
+    def uploads(self) -> list[CapturedUpload]:
+        """Every upload exchange with a complete answer, in capture order per connection. A request that
+        is no packet of the profile (a fuzz case, a truncated body) or whose answer never came is left
+        out: the capture cannot say what the server made of it."""
+        out = []
+        for flow in flows_from_pcap(self.path):
+            try:
+                exchanges = flow.http_exchanges() if flow.proto == "tcp" else []
+            except HttpParseError:
+                continue  # TLS, or not HTTP
+            for exchange in exchanges:
+                target = exchange.request.target or ""
+                if exchange.response is None or not self.wire.is_upload_path(target):
+                    continue
+                try:
+                    packet = self.wire.parse_request(target, exchange.request.body)
+                except ProtocolError:
+                    continue
+                verdict = self.wire.classify(exchange.response.status, exchange.response.body)
+                out.append(CapturedUpload(packet.device_id, packet.nonce, verdict.outcome is Outcome.ACCEPTED))
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,3 +120,4 @@ class Observed:
     secrets: SecretRegistry = field(default_factory=SecretRegistry)
     slots: list[ObservedSlots] = field(default_factory=list)
     artifacts: list[Path] = field(default_factory=list)  # its capture, evidence and other log files
+    captures: list[ObservedCapture] = field(default_factory=list)

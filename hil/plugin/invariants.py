@@ -20,7 +20,7 @@ from hil.settings import settings
 
 if TYPE_CHECKING:
     from hil.images.nvs_gen import DeviceIdentity
-    from hil.invariants.observed import Observed
+    from hil.invariants.observed import Observed, ObservedCapture, ObservedServer
 
 PROVISIONED = pytest.StashKey[list["DeviceIdentity"]]()  # identities the test's provision() wrote
 _SECRET_FIELDS = ("hmac_key", "aes_key", "fota_key", "psk")
@@ -64,6 +64,7 @@ def observe(item: pytest.Item) -> Observed:
             for console in observed.consoles
             if console.board == ota.board.name
         ]
+    observed.captures += _captures(funcargs, observed.servers)
     observed.artifacts += _artifacts(item, funcargs, {c.log for c in observed.consoles})
     for name, raw in environment_of(item.config).secrets.export():
         observed.secrets.register(raw, name)
@@ -73,6 +74,23 @@ def observe(item: pytest.Item) -> Observed:
             if len(value) >= 8:
                 observed.secrets.register(value, f"{field} of {identity.device_id}")
     return observed
+
+
+def _captures(funcargs: dict[str, Any], servers: list[ObservedServer]) -> list[ObservedCapture]:
+    """The test's capture, when it saw its built-in server's traffic in plain HTTP (over TLS it cannot
+    read what was accepted)."""
+    from hil.invariants.observed import ObservedCapture
+    from hil.net.fallback import Capture
+    from hil.server.under_test import ServerUnderTest
+
+    capture, server = funcargs.get("capture"), funcargs.get("server")
+    if not (isinstance(capture, Capture) and isinstance(server, ServerUnderTest)) or server.handle is None:
+        return []
+    if server.scheme != "http":
+        return []
+    capture.sync()
+    mine = [s for s in servers if s.state is server.handle.state]
+    return [ObservedCapture(capture.path, observed, server.handle.state.config.wire) for observed in mine]
 
 
 def _artifacts(item: pytest.Item, funcargs: dict[str, Any], consoles: set[Path]) -> list[Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ from hil.console.console import LOADER_SESSION
 from hil.console.profile import load_profile
 from hil.images.layout import layout_for
 from hil.invariants.checks import INVARIANTS, check_all
-from hil.invariants.observed import Observed, ObservedConsole, ObservedServer, ObservedSlots, SlotImage
+from hil.invariants.observed import (
+    Observed, ObservedCapture, ObservedConsole, ObservedServer, ObservedSlots, SlotImage)
 from hil.net.forge import Forger
 from hil.net.http import build_request
+from hil.net.relay import RecordingRelay
 from hil.net.replay import send_http
 from hil.protocol.readings import REGISTERS, Reading, Readings
 from hil.report.secrets import SecretRegistry
@@ -102,6 +105,36 @@ def test_accepted_stored_once(start: Start) -> None:
     assert "EW-0001 nonce 1 Vac1 stored more than once" in broken
     server.state.storage.store_readings(7, readings)  # stored without ever being accepted
     assert "1 uploads accepted, 2 stored" in verdict(observed, "server.accepted-stored-once").describe()
+
+
+def test_store_agrees_with_capture(start: Start, tmp_path: Path) -> None:
+    """Uploads through a recording relay: accepted 1, a replay of it and a forgery (refused). The
+    capture and the store agree; a row the capture shows only refused, or a capture paired with a
+    store that lacks what it accepted, break the invariant. tshark reads the same verdicts."""
+    server, other = start(), start()
+    forged = WIRE.body(Forger.flip_mac(WIRE.parse_request(WIRE.upload_route, packet(5))))
+    with RecordingRelay(tmp_path / "up.pcap", upstream=("127.0.0.1", server.port)) as relay:
+        host, port = relay.address
+        for body in (packet(1), packet(1), forged):
+            request = build_request("POST", WIRE.upload_route, body, host=f"{host}:{port}",
+                                    headers={"Content-Type": "application/json"})  # fmt: skip
+            send_http(request.raw, (host, port), method="POST")
+    path = relay.stop().path
+    capture = ObservedCapture(path, ObservedServer(server.url, server.state), WIRE)
+    assert [(u.nonce, u.accepted) for u in capture.uploads] == [(1, True), (1, False), (5, False)]
+    if shutil.which("tshark"):
+        codes = subprocess.run(["tshark", "-r", str(path), "-d", f"tcp.port=={server.port},http", "-Y",
+                                "http.response", "-T", "fields", "-e", "http.response.code"],
+                               capture_output=True, text=True, timeout=60, check=True).stdout.split()  # fmt: skip
+        assert codes == ["200", "403", "403"], codes
+    assert verdict(Observed(captures=[capture]), "server.store-agrees-with-capture").holds
+    readings = Readings(KEYS.device_id, 1_700_000_000, (Reading("Vac1", 1.0),))
+    server.state.storage.store_readings(5, readings)  # the refused forgery's nonce, stored all the same
+    broken = verdict(Observed(captures=[capture]), "server.store-agrees-with-capture").describe()
+    assert "EW-0001 nonce 5 is stored, but the capture shows it only refused" in broken
+    elsewhere = ObservedCapture(path, ObservedServer(other.url, other.state), WIRE)  # a store that never got it
+    broken = verdict(Observed(captures=[elsewhere]), "server.store-agrees-with-capture").describe()
+    assert "EW-0001 nonce 1 accepted, nothing of it is stored" in broken
 
 
 SENDING = "I (40) upload: Sending 10 readings (400 bytes, plain) to http://10.0.0.1:5001/api/upload/data, nonce 10001"
