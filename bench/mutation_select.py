@@ -68,6 +68,13 @@ def build_map(area: Area) -> int:
                 named = {c.rsplit("|", 1)[0] for c in contexts if c}  # "tests/x.py::test_y|run" -> the test
                 tests = sorted(named, key=lambda t: order.setdefault(t, len(order)))
                 lines[module][str(line)] = tests or ["*"]  # "*": executed at import, before any test
+        if not order:  # every line "*": each mutant would run the whole pass, for hours
+            print(
+                f"mutation_select: pass {index} of {area.name} recorded no per-test coverage contexts "
+                f"({data_file}); is --dist set in pytest.ini? (pytest-cov then takes -n 0 for a distributed run)",
+                file=sys.stderr,
+            )
+            return 1
         passes.append({"lines": lines, "seconds": durations(junit)})
     pristine = {m: (HERE / m).read_text() for m in area.modules}
     (STORE / f"{area.name}.json").write_text(json.dumps({"passes": passes, "pristine": pristine}))

@@ -2,7 +2,7 @@
 
 The scenario meta-tests (``selftest/scenarios``) each run the scenario suite in a subprocess, 5 s to
 3 min apiece; everything else takes well under a second. With pytest-xdist's ``worksteal``
-scheduling (pytest.ini) a worker that runs out steals from the end of another's queue, so a long test
+scheduling (the README's command, ``--dist worksteal``) a worker that runs out steals from the end of another's queue, so a long test
 near the end of the collection is a tail nobody can share. Started first, the long runs overlap with
 the short tests instead. Order within each group is kept.
 """
