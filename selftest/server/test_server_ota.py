@@ -20,6 +20,7 @@ from hil.cli import main
 from hil.images.fota import FotaFormatError, FotaManifest, decrypt_stream, sha256_hex, verify_signature
 from hil.images.keys import KeyStore
 from hil.server import ServerHandle, create_app
+from hil.server.ota import MAX_ERROR_MESSAGE, MAX_STATUS_BODY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHECK = "/api/ota/check/EW-0001"
@@ -157,6 +158,32 @@ def test_status_refuses_unknown_devices_garbage_and_huge_bodies(ota) -> None:
     error(ota.post(STATUS, data=json.dumps(status(error_message="x" * 5000)), content_type="application/json"),
           413, "PAYLOAD_TOO_LARGE")
     assert admin_get(ota, "/api/admin/ota-status")["statuses"] == []
+
+
+def test_status_limits_at_their_edges(ota) -> None:
+    """A body of exactly MAX_STATUS_BODY bytes and a message of exactly MAX_ERROR_MESSAGE characters
+    are stored; one more of either is refused."""
+    def body_of(size: int, **changes: Any) -> bytes:
+        raw = json.dumps(status(**changes)).encode()
+        return raw + b" " * (size - len(raw))  # JSON allows whitespace after the value
+
+    at = ota.post(STATUS, data=body_of(MAX_STATUS_BODY), content_type="application/json")
+    assert at.status_code == 200, at.get_data(as_text=True)
+    error(ota.post(STATUS, data=body_of(MAX_STATUS_BODY + 1), content_type="application/json"),
+          413, "PAYLOAD_TOO_LARGE")
+    assert ota.post(STATUS, json=status(error_message="x" * MAX_ERROR_MESSAGE)).status_code == 200
+    error(ota.post(STATUS, json=status(error_message="x" * (MAX_ERROR_MESSAGE + 1))), 400, "INVALID_PAYLOAD")
+    assert len(admin_get(ota, "/api/admin/ota-status")["statuses"]) == 2
+
+
+@pytest.mark.parametrize("path", ["/api/ota/manifest/{long}", "/api/ota/download/{long}/0",
+                                  "/api/ota/download/2.0.0/{long}"])
+def test_a_refusal_records_at_most_100_characters_of_the_path(ota, path) -> None:
+    """A hostile client chooses the path: the event log keeps its first 100 characters, no more."""
+    target = path.format(long="9" * 300)
+    assert ota.get(target).status_code == 404
+    (event,) = admin_get(ota, "/api/admin/events")["events"]
+    assert event["detail"] == f"GET {target[:100]}", event
 
 
 # -- faults on chunks ----------------------------------------------------------------------------
