@@ -176,14 +176,21 @@ def test_status_limits_at_their_edges(ota) -> None:
     assert len(admin_get(ota, "/api/admin/ota-status")["statuses"]) == 2
 
 
-@pytest.mark.parametrize("path", ["/api/ota/manifest/{long}", "/api/ota/download/{long}/0",
-                                  "/api/ota/download/2.0.0/{long}"])
-def test_a_refusal_records_at_most_100_characters_of_the_path(ota, path) -> None:
-    """A hostile client chooses the path: the event log keeps its first 100 characters, no more."""
-    target = path.format(long="9" * 300)
-    assert ota.get(target).status_code == 404
+@pytest.mark.parametrize("path, status, suffix", [
+    ("/api/ota/manifest/{long}", 404, ""), ("/api/ota/download/{long}/0", 404, ""),
+    ("/api/ota/download/2.0.0/{long}", 404, ""), ("/api/ota/check/{long}?version=1.0.0", 400, ": malformed device_id"),
+])
+def test_a_refusal_records_at_most_100_characters_of_the_path(ota, path, status, suffix) -> None:
+    """A hostile client chooses the path: the event log keeps its first 100 characters, no more, and
+    a message quotes at most 40 of a version it names."""
+    long = "9" * 300
+    target = path.format(long=long)
+    reply = ota.get(target)
+    assert reply.status_code == status
     (event,) = admin_get(ota, "/api/admin/events")["events"]
-    assert event["detail"] == f"GET {target[:100]}", event
+    assert event["detail"] == f"GET {target.split('?')[0][:100]}{suffix}", event
+    if "{long}/0" in path or "manifest" in path:
+        assert reply.get_json()["message"] == f"no firmware {long[:40]!r} on this server"
 
 
 # -- faults on chunks ----------------------------------------------------------------------------
