@@ -37,8 +37,20 @@ def pytest_command(run: Pass, targets: list[str], *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", *extra, *targets, *run.args]
 
 
-def run_pass(run: Pass, targets: list[str] | None = None) -> int:
-    return subprocess.run(pytest_command(run, list(run.tests) if targets is None else targets), check=False).returncode
+HUNG = 3  # run_pass's exit code when the tests outlived their bound: a hang is a failure a run notices
+START_S = 30.0  # a pytest start with the plugin, a virtual board and its first flash, with room
+SLOWER = 4.0  # how much slower than in the unmutated map run a test may get before it counts as hung
+
+
+def run_pass(run: Pass, targets: list[str] | None = None, bound: float | None = None) -> int:
+    """Run the pass's tests (or *targets*); HUNG when they take longer than *bound* seconds (a mutant
+    that makes a fault wait forever must not hold a worker for cosmic-ray's whole-pass timeout)."""
+    cmd = pytest_command(run, list(run.tests) if targets is None else targets)
+    try:
+        return subprocess.run(cmd, check=False, timeout=bound).returncode
+    except subprocess.TimeoutExpired:
+        print(f"mutation_select: the tests ran past {bound:.0f} s (unmutated they take less): hung", flush=True)
+        return HUNG
 
 
 def build_map(area: Area) -> int:
@@ -125,9 +137,12 @@ def run_selected(area: Area) -> int:
         where = ", ".join(m for m, _ in mutated)
         print(f"mutation_select: no test of {area.name} executes the mutated lines of {where}: survived unrun")
         return 0
-    for run, tests in zip(area.passes, selected, strict=True):
+    for run, tests, recorded in zip(area.passes, selected, stored["passes"], strict=True):
         if tests:
-            code = run_pass(run, None if "*" in tests else tests)
+            seconds = recorded["seconds"]
+            everything = "*" in tests
+            spent = sum(seconds.values()) if everything else sum(seconds.get(t, START_S) for t in tests)
+            code = run_pass(run, None if everything else tests, bound=START_S + SLOWER * spent)
             if code != 0:
                 return code
     return 0
