@@ -28,6 +28,7 @@ def test_truncate_keeps_what_it_is_told_and_is_always_shorter() -> None:
     assert truncate(data, {"bytes": 3}) == data[:3]
     assert truncate(data, {"bytes": 100}) == data[:9]  # never the whole chunk: that would be no fault
     assert truncate(b"", {"bytes": 5}) == b""
+    assert truncate(b"x", {"bytes": 5}) == b""  # one byte: nothing of it is kept
 
 
 @pytest.mark.parametrize("digest", ["ab" * 31 + "c0", "ab" * 31 + "c1", "ab" * 32])
@@ -50,6 +51,19 @@ def test_delay_bounds() -> None:
     assert _kept("delay_chunk", ms=0) and _kept("delay_chunk", ms=MAX_DELAY_MS)
     assert not _kept("delay_chunk", ms=MAX_DELAY_MS + 1) and not _kept("delay_chunk", ms=-1)
     assert not _kept("delay_chunk", ms=True) and not _kept("delay_chunk")
+
+
+@pytest.mark.parametrize("name, extra", [("truncate_chunk", "bytes"), ("drop_connection", "times")])
+def test_every_param_of_a_chunk_fault_is_checked(name: str, extra: str) -> None:
+    assert _kept(name) and _kept(name, chunk=1, **{extra: 2})
+    assert not _kept(name, chunk=1, **{extra: "2"}) and not _kept(name, chunk=1, **{extra: -1})
+    assert not _kept(name, chunk="1", **{extra: 2}) and not _kept(name, chunk=-1)
+
+
+def test_faults_of_other_endpoints_are_passed_over_not_stopped_at() -> None:
+    rows = [{"id": 1, "name": "something_else", "params": {}}, {"id": 2, "name": "bad_hash", "params": {}},
+            {"id": 3, "name": "corrupt_chunk", "params": {"chunk": "x"}}, {"id": 4, "name": "bad_signature", "params": {}}]
+    assert [f.id for f in known_faults(rows, ("bad_hash", "bad_signature", "corrupt_chunk"))] == [2, 4]
 
 
 def test_relabel_label_bounds() -> None:
