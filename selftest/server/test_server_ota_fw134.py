@@ -228,6 +228,27 @@ def test_chunks_past_the_end_or_malformed_are_400(ota, n) -> None:
     assert len(admin_get(ota, "/api/admin/events")["events"]) == 1
 
 
+def test_refusals_say_what_exists_and_quote_bounded_text(ota) -> None:
+    """Past the end: the valid range. Without a session: at most 40 characters of the version. The
+    event's detail: at most 120 characters of the request (the client chooses its length)."""
+    assert initiate(ota).status_code == 201
+    assert refused(ota.get(f"/ota/chunk/{DEVICE}?version=2.0.0&chunk=3"), 400) == "firmware 2.0.0 has chunks 0..2"
+    long = "9" * 300
+    target = f"/ota/chunk/{DEVICE}?version={long}&chunk=0"
+    assert refused(ota.get(target), 400) == (
+        f"no OTA session of {DEVICE} for version {long[:40]!r}: POST /ota/initiate/{DEVICE} first")
+    assert admin_get(ota, "/api/admin/events")["events"][-1]["detail"] == f"GET {target[:120]}"
+
+
+def test_a_relabel_cleared_inside_the_session_serves_nothing(ota) -> None:
+    label = "3.0.0"
+    fault(ota, "relabel_version", version="0.9.0", label=label)
+    assert initiate(ota, label).status_code == 201
+    assert ota.delete("/api/admin/faults", headers=AUTH).status_code == 200
+    reply = ota.get(f"/ota/chunk/{DEVICE}?version={label}&chunk=0")
+    assert reply.status_code == 404 and reply.get_json()["error"] == f"no firmware {label[:40]!r} on this server"
+
+
 def test_complete_ends_the_session(ota) -> None:
     assert initiate(ota).status_code == 201 and chunk(ota, 0).status_code == 200
     assert ota.post(f"/ota/{DEVICE}/complete", json={"version": "2.0.0", "status": "success"}).status_code == 200
@@ -325,9 +346,11 @@ def test_progress_is_stored_normalised(ota, phase, message, status, code) -> Non
 
 @pytest.mark.parametrize("status_in,message,status,code", COMPLETE_CASES)
 def test_complete_is_stored_normalised(ota, status_in, message, status, code) -> None:
+    info(ota)  # offered 2.0.0 while on 1.0.0: the server knows the version the device left
     body = {"version": "2.0.0", "status": status_in, "timestamp": 99, "error_msg": message}
     assert ota.post(f"/ota/{DEVICE}/complete", json=body).get_json() == {"success": True}
     (row,) = stored(ota)
+    assert (row["old_version"], row["rolled_back_to"]) == ("1.0.0", "1.0.0" if status == "rolled_back" else None)
     assert (row["firmware_version"], row["status"], row["error_code"], row["error_message"], row["fw134_phase"]) == (
         "2.0.0",
         status,
