@@ -27,6 +27,7 @@ from hil.images.fota import FotaFormatError, decrypt_stream, sha256_hex
 from hil.images.fota_fw134 import verify_digest
 from hil.images.keys import KeyStore
 from hil.server import DeviceKeys, ServerHandle, create_app
+from hil.server.ota import MAX_STATUS_BODY
 from hil.server.storage import Storage
 from hil.wire.profile import load_profile
 
@@ -238,6 +239,22 @@ def test_refusals_say_what_exists_and_quote_bounded_text(ota) -> None:
     assert refused(ota.get(target), 400) == (
         f"no OTA session of {DEVICE} for version {long[:40]!r}: POST /ota/initiate/{DEVICE} first")
     assert admin_get(ota, "/api/admin/events")["events"][-1]["detail"] == f"GET {target[:120]}"
+
+
+def test_a_chunk_index_is_at_most_nine_digits(ota) -> None:
+    assert initiate(ota).status_code == 201
+    nine, ten = "123456789", "1234567890"
+    assert refused(ota.get(f"/ota/chunk/{DEVICE}?version=2.0.0&chunk={nine}"), 400) == "firmware 2.0.0 has chunks 0..2"
+    assert refused(ota.get(f"/ota/chunk/{DEVICE}?version=2.0.0&chunk={ten}"), 400) == "query parameter chunk must be an index"
+
+
+def test_a_progress_body_of_exactly_the_limit_is_read(ota) -> None:
+    info(ota)
+    raw = json.dumps({"phase": "downloading", "progress": 40, "message": None, "timestamp": 1}).encode()
+    at = ota.post(f"/ota/{DEVICE}/progress", data=raw + b" " * (MAX_STATUS_BODY - len(raw)), content_type="application/json")
+    assert at.status_code == 200, at.get_data(as_text=True)
+    over = raw + b" " * (MAX_STATUS_BODY + 1 - len(raw))
+    refused(ota.post(f"/ota/{DEVICE}/progress", data=over, content_type="application/json"), 413)
 
 
 def test_a_relabel_cleared_inside_the_session_serves_nothing(ota) -> None:
