@@ -27,7 +27,7 @@ from hil.images.fota import FotaFormatError, decrypt_stream, sha256_hex
 from hil.images.fota_fw134 import verify_digest
 from hil.images.keys import KeyStore
 from hil.server import DeviceKeys, ServerHandle, create_app
-from hil.server.ota import MAX_STATUS_BODY
+from hil.server.ota import MAX_ERROR_MESSAGE, MAX_STATUS_BODY
 from hil.server.storage import Storage
 from hil.wire.profile import load_profile
 
@@ -263,6 +263,15 @@ def test_progress_percent_bounds(ota, progress, stored_ok) -> None:
     reply = ota.post(f"/ota/{DEVICE}/progress", json={"phase": "downloading", "progress": progress})
     assert reply.status_code == (200 if stored_ok else 400), reply.get_data(as_text=True)
     assert [r["progress_percent"] for r in stored(ota)] == ([progress] if stored_ok else [])
+
+
+def test_a_message_of_exactly_the_limit_is_stored(ota) -> None:
+    info(ota)
+    at = {"phase": "downloading", "progress": 1, "message": "x" * MAX_ERROR_MESSAGE}
+    assert ota.post(f"/ota/{DEVICE}/progress", json=at).status_code == 200
+    over = {**at, "message": "x" * (MAX_ERROR_MESSAGE + 1)}
+    refused(ota.post(f"/ota/{DEVICE}/progress", json=over), 400)
+    assert [r["error_message"] for r in stored(ota)] == ["x" * MAX_ERROR_MESSAGE]
 
 
 def test_a_relabel_cleared_inside_the_session_serves_nothing(ota) -> None:
