@@ -260,7 +260,8 @@ def test_a_progress_body_of_exactly_the_limit_is_read(ota) -> None:
 @pytest.mark.parametrize("progress, stored_ok", [(0, True), (100, True), (-1, False), (101, False), (0.5, True)])
 def test_progress_percent_bounds(ota, progress, stored_ok) -> None:
     info(ota)
-    reply = ota.post(f"/ota/{DEVICE}/progress", json={"phase": "downloading", "progress": progress})
+    body = {"phase": "downloading", "progress": progress, "timestamp": 0}  # 0: the device's clock at boot
+    reply = ota.post(f"/ota/{DEVICE}/progress", json=body)
     assert reply.status_code == (200 if stored_ok else 400), reply.get_data(as_text=True)
     assert [r["progress_percent"] for r in stored(ota)] == ([progress] if stored_ok else [])
 
