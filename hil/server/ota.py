@@ -179,18 +179,9 @@ def offered_version(packages: Mapping[str, object], current: str, *, device_id: 
             newer = [v for v in packages if v > current]
             return max(newer) if newer else None
         running = parse_version(current)
-        newer = [v for v in packages if _is_version(v) and parse_version(v) > running]
+        newer = [v for v in packages if parse_version(v) > running]  # no fault forced an offer: no labels here
         offered = max(newer, key=parse_version) if newer else None
     return offered
-
-
-def _is_version(label: str) -> bool:
-    """A relabelled package's label need not be a version: only versions are compared."""
-    try:
-        parse_version(label)
-    except FotaFormatError:
-        return False
-    return True
 
 
 def _relabel(package: FotaPackage, label: str) -> FotaPackage:
