@@ -86,7 +86,9 @@ def _captures(funcargs: dict[str, Any], servers: list[ObservedServer]) -> list[O
     capture, server = funcargs.get("capture"), funcargs.get("server")
     if not (isinstance(capture, Capture) and isinstance(server, ServerUnderTest)) or server.handle is None:
         return []
-    if server.scheme != "http":
+    state = server.handle.state
+    # reading a pcap costs ~1 s per MB (an update's download): only when the server answered uploads
+    if server.scheme != "http" or not any(state.config.wire.is_upload_path(a.path) for a in state.responses.entries()):
         return []
     capture.sync()
     mine = [s for s in servers if s.state is server.handle.state]
