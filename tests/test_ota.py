@@ -18,8 +18,8 @@ import pytest
 
 from hil.images.build import load_or_build
 from hil.net.fallback import Capture
-from hil.net.flows import flows_from_pcap
-from hil.net.http import HttpExchange, HttpParseError
+from hil.net.flows import http_exchanges_by_connection
+from hil.net.http import HttpExchange
 from hil.ota.board import OtaBoard
 from hil.ota.sweep import SELFTEST_PASSED, CutPoint, sweep_points
 from hil.server.under_test import ServerUnderTest
@@ -174,13 +174,8 @@ def _exchanges_on_each_connection(capture: Capture, target: str) -> list[HttpExc
     HTTP connections only), in capture order."""
     capture.sync()
     found = []
-    for flow in flows_from_pcap(capture.path):
-        try:
-            exchanges = flow.http_exchanges() if flow.proto == "tcp" else []
-        except HttpParseError:
-            continue  # not HTTP
-        matching = [ex for ex in exchanges if ex.request.target == target]
-        found += matching[-1:]
+    for exchanges in http_exchanges_by_connection(capture.path):
+        found += [ex for ex in exchanges if ex.request.target == target][-1:]
     return found
 
 

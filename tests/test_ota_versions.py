@@ -14,8 +14,7 @@ import pytest
 
 from hil.adversarial.versions import NOT_NEWER_LABELS, RELABELLED, TEXT_ORDER, VersionCase
 from hil.net.fallback import Capture
-from hil.net.flows import flows_from_pcap
-from hil.net.http import HttpParseError
+from hil.net.flows import http_exchanges_by_connection
 from hil.ota.board import OtaBoard
 from hil.server.under_test import ServerUnderTest
 from hil.wire.profile import WireProfile
@@ -66,14 +65,8 @@ def chunk_requests(capture: Capture, wire: WireProfile) -> list[str]:
     """Targets of every OTA chunk request in the capture (plain HTTP connections)."""
     prefix = wire.ota_target("chunk", device_id="{", version="{", index="{").split("{", 1)[0]
     capture.sync()
-    targets = []
-    for flow in flows_from_pcap(capture.path):
-        try:
-            exchanges = flow.http_exchanges() if flow.proto == "tcp" else []
-        except HttpParseError:
-            continue  # TLS or not HTTP
-        targets += [ex.request.target for ex in exchanges if ex.request.target.startswith(prefix)]
-    return targets
+    return [ex.request.target for exchanges in http_exchanges_by_connection(capture.path) for ex in exchanges
+            if ex.request.target.startswith(prefix)]  # fmt: skip
 
 
 def assert_refused_before_download(ota_board: OtaBoard, capture: Capture, wire: WireProfile, mark: int) -> None:

@@ -13,8 +13,7 @@ from hil.console.lines import strip_ansi
 from hil.console.profile import FirmwareProfile
 from hil.flashing import FlashRegion
 from hil.images.layout import FlashLayout
-from hil.net.flows import flows_from_pcap
-from hil.net.http import HttpParseError
+from hil.net.flows import http_exchanges_by_connection
 from hil.protocol.errors import ProtocolError
 from hil.report.secrets import SecretRegistry
 from hil.server.state import ServerState
@@ -72,11 +71,7 @@ class ObservedCapture:
         is no packet of the profile (a fuzz case, a truncated body) or whose answer never came is left
         out: the capture cannot say what the server made of it."""
         out = []
-        for flow in flows_from_pcap(self.path):
-            try:
-                exchanges = flow.http_exchanges() if flow.proto == "tcp" else []
-            except HttpParseError:
-                continue  # TLS, or not HTTP
+        for exchanges in http_exchanges_by_connection(self.path):
             for exchange in exchanges:
                 target = exchange.request.target or ""
                 if exchange.response is None or not self.wire.is_upload_path(target):

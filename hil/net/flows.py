@@ -19,7 +19,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet
 from scapy.utils import PcapReader
 
-from hil.net.http import HttpExchange, HttpMessage, pair_exchanges, parse_stream
+from hil.net.http import HttpExchange, HttpMessage, HttpParseError, pair_exchanges, parse_stream
 
 Endpoint = tuple[str, int]
 Direction = Literal["c2s", "s2c"]
@@ -154,6 +154,20 @@ def build_flows(packets: Iterable[Packet]) -> list[Flow]:
 def flows_from_pcap(path: str | Path) -> list[Flow]:
     """:func:`read_pcap` then :func:`build_flows`."""
     return build_flows(read_pcap(path))
+
+
+def http_exchanges_by_connection(path: str | Path) -> list[list[HttpExchange]]:
+    """The HTTP exchanges of each TCP connection in the pcap at *path*, in capture order; connections
+    that are not HTTP (TLS, another protocol) are left out."""
+    out = []
+    for flow in flows_from_pcap(path):
+        if flow.proto != "tcp":
+            continue
+        try:
+            out.append(flow.http_exchanges())
+        except HttpParseError:
+            continue
+    return out
 
 
 def _addresses(pkt: Packet) -> tuple[Proto, Endpoint, Endpoint, Packet] | None:

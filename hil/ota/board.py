@@ -93,8 +93,6 @@ class OtaBoard:
         """How long downloading ``image`` may take on this board (its timing profile)."""
         return self.timing.download(self.firmware.get(image).size, CHUNK_SIZE)
 
-    _download = download_bound
-
     def _boot(self, image: str = "app-v2", swap: bool = False) -> float:
         slot = layout_for(self.firmware.chip).slot_size
         return self.timing.boot(self.firmware.get(image).size) + (self.timing.swap(slot) if swap else 0.0)
@@ -107,7 +105,7 @@ class OtaBoard:
         """Send ``ota check``; returns the console mark before it. The reboot of an installed update
         is announced, so it is not taken for a crash."""
         mark = self.console.mark()
-        self.console.expect_reset(self._download() + self._boot(swap=True))
+        self.console.expect_reset(self.download_bound() + self._boot(swap=True))
         self.console.send("ota check")
         self.console.expect_event("ota.checking", self._step, since=mark, unless=["ota.check_failed"])
         return mark
@@ -116,7 +114,7 @@ class OtaBoard:
         """Offer of ``version`` seen, download complete, image verified (hash and signature), reboot."""
         c = self.console
         c.expect_event("ota.available", self._step, version=version, unless=["ota.failed", "ota.none"])
-        c.expect_event("ota.progress", self._download(), percent="100", unless=["ota.failed"])
+        c.expect_event("ota.progress", self.download_bound(), percent="100", unless=["ota.failed"])
         c.expect_event("ota.verified", self._step, unless=["ota.failed", "ota.unverified", "ota.rebooting"])
         c.expect_event("ota.rebooting", self._step, version=version, unless=["ota.failed"])
 
@@ -163,7 +161,7 @@ class OtaBoard:
     def expect_failed(self, code: str) -> dict[str, str]:
         """The update ended in ``ota.failed`` with ``code`` (and no reboot), the device stays on the
         running version, and the server received a ``failed`` report with that code."""
-        match = self.console.expect_event("ota.failed", self._download(), unless=["ota.rebooting"])
+        match = self.console.expect_event("ota.failed", self.download_bound(), unless=["ota.rebooting"])
         assert match["code"] == code, f"update failed with {match['code']} ({match['reason']}), expected {code}"
         assert self.running_version() == self.running, "the device left the version it was running"
         self.assert_reported("failed", code)
@@ -212,7 +210,7 @@ class OtaBoard:
             version=self.version_of(image),
             unless=["ota.none", "ota.check_failed", "ota.failed"],
         )
-        cut.wait(self._download(image) + self._boot(image, swap=True))  # cuts in a swap come after the download
+        cut.wait(self.download_bound(image) + self._boot(image, swap=True))  # cuts in a swap come after the download
         after_cut = c.mark()  # a USB-JTAG port is off the bus now: nothing of the next boot is read yet
         boot = self._boot(image, swap=True)  # the cut may leave a swap to finish
         if self.board.sees_power_on_boot:  # else the port was away while the ROM and MCUboot printed
