@@ -67,8 +67,7 @@ def coap_capture(
     coap_endpoints: BoardCoap, board: Board, capture_run: CaptureRun, request: pytest.FixtureRequest, evidence: Evidence
 ) -> Iterator[CoapCapture]:
     """A capture of the board's UDP traffic (CoAP 5683, CoAPS 5684) on its ``network_interface``, in the report."""
-    path = capture_run.path_for(request.node.nodeid)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = capture_run.path_for(request.node.nodeid, "coap")  # the test's own `capture` has the plain name
     sniffer = Sniffer(
         path,
         host=coap_endpoints.coaps.host,

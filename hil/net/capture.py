@@ -29,13 +29,13 @@ from scapy.interfaces import resolve_iface
 from scapy.packet import Packet
 from scapy.sendrecv import AsyncSniffer
 from scapy.supersocket import SuperSocket
-from scapy.utils import PcapWriter
+
+from hil.net.pcap_file import PcapBusy, PcapFile
 
 log = logging.getLogger(__name__)
 SOL_PACKET = 263
 SO_RCVBUFFORCE = 33  # Linux; not exported by the socket module
 PACKET_STATISTICS = 6
-DLT_EN10MB = 1
 SENTINEL_PORT = 9  # discard: a real board ignores the sentinel datagram
 MAX_DRAIN_S = 120.0  # bound on draining a backlog that is still making progress
 DEFAULT_RCVBUF = 32 * 1024 * 1024  # a burst of thousands of frames must fit while Python dissects
@@ -72,10 +72,12 @@ def capture_filter(iface: str, host: str, extra: str | None = None) -> str:
     return " and ".join(parts)
 
 
-def capture_path(root: str | Path, run: str, test: str) -> Path:
-    """``<root>/runs/<run>/<test>.pcap`` with the pytest node id made filesystem-safe."""
+def capture_path(root: str | Path, run: str, test: str, kind: str = "") -> Path:
+    """``<root>/runs/<run>/<test>.pcap`` with the pytest node id made filesystem-safe; a second
+    capture of the same test names its ``kind`` (``<test>.<kind>.pcap``): one file, one writer."""
     safe = re.sub(r"[^A-Za-z0-9_.\-\[\]]+", "_", test).strip("_") or "test"
-    return Path(root) / "runs" / run / f"{safe[:180]}.pcap"
+    suffix = f".{re.sub(r'[^A-Za-z0-9_-]+', '_', kind)}" if kind else ""
+    return Path(root) / "runs" / run / f"{safe[:180]}{suffix}.pcap"
 
 
 class Sniffer:
@@ -110,7 +112,7 @@ class Sniffer:
         self._synced: dict[bytes, threading.Event] = {}
         self._sync_lock = threading.Lock()
         self._socket: SuperSocket | None = None
-        self._writer: PcapWriter | None = None
+        self._pcap: PcapFile | None = None
         self._sniffer: AsyncSniffer | None = None
         self._written = 0
         self._latency = 0.0
@@ -138,9 +140,11 @@ class Sniffer:
         self._token = b"hil-capture-sentinel:" + os.urandom(8).hex().encode()
         self._sync_token = b"hil-capture-sync:" + os.urandom(8).hex().encode() + b":"
         self._socket = self._open_socket()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = PcapWriter(str(self.path), sync=True, linktype=DLT_EN10MB)
-        self._writer.write_header(None)  # a valid (empty) pcap exists even if nothing matches
+        try:  # a valid (empty) pcap exists even if nothing matches
+            self._pcap = PcapFile(self.path, owner=f"the sniffer for board {self.host} on {self.iface}").open()
+        except PcapBusy as exc:
+            self._abort()
+            raise CaptureError(str(exc)) from exc
         self._sniffer = AsyncSniffer(
             opened_socket=self._socket,
             prn=self._on_packet,
@@ -267,8 +271,8 @@ class Sniffer:
         if self._is_sentinel(pkt):
             self._drained.set()
             return
-        assert self._writer is not None
-        self._writer.write(pkt)
+        assert self._pcap is not None
+        self._pcap.write((pkt,))
         self._written += 1
 
     def _is_sentinel(self, pkt: Packet) -> bool:
@@ -303,9 +307,9 @@ class Sniffer:
         self._sniffer = None
 
     def _close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._pcap is not None:
+            self._pcap.close()
+            self._pcap = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -132,6 +132,6 @@ class CaptureRun:
     run: str
     notice: FallbackNotice = field(default_factory=FallbackNotice)
 
-    def path_for(self, nodeid: str) -> Path:
-        """Where the capture of test *nodeid* goes."""
-        return capture_path(self.root, self.run, nodeid)
+    def path_for(self, nodeid: str, kind: str = "") -> Path:
+        """Where the capture of test *nodeid* goes (``kind`` names a second capture of that test)."""
+        return capture_path(self.root, self.run, nodeid, kind)

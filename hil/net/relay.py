@@ -15,38 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from scapy.packet import Packet
-from scapy.utils import PcapWriter
-
-from hil.net.capture import DLT_EN10MB, CaptureError, CaptureStats
+from hil.net.capture import CaptureError, CaptureStats
 from hil.net.namespace import run_in_namespace
+from hil.net.pcap_file import PcapFile
 from hil.net.synth import DEFAULT_MSS, TcpConversation, udp_frame
 from hil.net.workers import WorkerGroup, bound_address, open_listener
 
 Endpoint = tuple[str, int]
 _CHUNK = 65536
-
-
-class _PcapSink:
-    """Thread-safe pcap writer (several connections record into one file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = PcapWriter(str(path), sync=True, linktype=DLT_EN10MB)
-        self._writer.write_header(None)
-
-    def write(self, frames: list[Packet]) -> None:
-        with self._lock:
-            for frame in frames:
-                self._writer.write(frame)
-            self.count += len(frames)
-
-    def close(self) -> None:
-        with self._lock:
-            self._writer.close()
 
 
 class RecordingRelay:
@@ -89,7 +65,7 @@ class RecordingRelay:
         self.drain_timeout = drain_timeout
         self._active = 0
         self._idle = threading.Condition()
-        self._sink: _PcapSink | None = None
+        self._sink: PcapFile | None = None
         self._server: socket.socket | None = None
         self._workers = WorkerGroup("relay")
         self._latency = 0.0
@@ -113,7 +89,7 @@ class RecordingRelay:
             ) from exc
         self._server = server
         self._workers.open()
-        self._sink = _PcapSink(self.path)
+        self._sink = PcapFile(self.path, owner=f"the recording relay to {self.upstream[0]}:{self.upstream[1]}").open()
         target = self._accept_loop if self.proto == "tcp" else self._udp_loop
         self._workers.spawn(target, name=f"{self.proto}-{self.address[1]}")
         self._latency = time.monotonic() - t0

@@ -31,6 +31,25 @@ def test_filter_and_path_helpers() -> None:
     assert capture_filter("wlan1", "192.168.4.2", "tcp port 5001") == "host 192.168.4.2 and (tcp port 5001)"
     path = capture_path("captures", "run1", "tests/test_upload.py::test_replay[EW-1]")
     assert path == Path("captures/runs/run1/tests_test_upload.py_test_replay[EW-1].pcap")
+    second = capture_path("captures", "run1", "tests/test_upload.py::test_replay[EW-1]", "coap")
+    assert second == path.with_name("tests_test_upload.py_test_replay[EW-1].coap.pcap")
+
+
+@needs_root
+def test_a_second_capture_of_the_same_file_is_refused_not_interleaved(tmp_path: Path, board_addr: str) -> None:
+    """Two sniffers once wrote one test's pcap at independent offsets (tshark: "File has
+    2411760896-byte packet"); the second is now refused, naming the file, and the first's pcap is whole."""
+    path = tmp_path / "one.pcap"
+    with Sniffer(path, host=board_addr) as first:
+        with pytest.raises(CaptureError, match=r"one\.pcap is already being written.*own file name"):
+            Sniffer(path, host=board_addr).start()
+        _burst(board_addr, 20)
+    assert first.stop().packets_written == 20
+    (flow,) = flows_from_pcap(path)
+    assert len(flow.datagrams) == 20
+    with Sniffer(path, host=board_addr) as again:  # closed: the lock went with it
+        _burst(board_addr, 2)
+    assert again.stop().packets_written == 2
 
 
 @needs_root
