@@ -45,7 +45,6 @@ class Area:
     about: str
     modules: tuple[str, ...]
     passes: tuple[Pass, ...]
-    coverage: bool = False  # tests chosen per mutated line (modules that run in the pytest process)
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,6 @@ def load_areas(path: Path) -> tuple[dict[str, Area], list[str]]:
             spec["about"],
             tuple(spec["modules"]),
             tuple(Pass(tuple(run["tests"]), tuple(run.get("args", ()))) for run in spec["pass"]),
-            bool(spec.get("coverage", False)),
         )
         for name, spec in data["area"].items()
     }

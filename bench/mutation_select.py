@@ -6,12 +6,13 @@ scenarios that execute the mutated lines, not all of the area's.
     python bench/mutation_select.py run --area NAME   # mutated: find the changed lines, run the
                                                       # scenarios that execute them (pytest -x)
 
-An area with ``coverage = true`` (modules that run inside the pytest process: the reference server) is
-selected line by line, as mutmut does: a mutant on a line no scenario executes survives at once, with
-that said; a line executed only while modules are imported (constants, ``def`` lines) is run against
-every test that executes any line of its module (the whole pass if none does). Other areas (the
-virtual board runs in its own process, out of coverage's reach) run
-all of each pass's files. Without a change (the baseline) every test of every pass runs.
+Tests are selected line by line, as mutmut does: a mutant on a line no scenario executes survives at
+once, with that said; a line executed only while modules are imported (constants, ``def`` lines) is run
+against every test that executes any line of its module (the whole pass if none does). Lines run in
+the pytest process (the reference server) are labelled with their test by pytest-cov; the virtual
+board runs in a process of its own, which measures itself (hil.sim.measure, ``HIL_SIM_COVERAGE``) and
+is told the running test by the ``mutation_contexts`` plugin. Without a change (the baseline) every
+test of every pass runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mutation_results import Area, Pass, load_areas
 
+from hil.sim.measure import ENV as SIM_COVERAGE
+
 HERE = Path.cwd()
+BENCH = Path(__file__).resolve().parent  # where the mutation_contexts plugin is imported from
 STORE = HERE / ".mutation-map"  # bench/mutation.py copies it between workers (MAP_DIR)
 
 
@@ -64,14 +68,24 @@ def build_map(area: Area) -> int:
     for index, run in enumerate(area.passes):
         data_file = STORE / f"{area.name}-{index}.coverage"
         data_file.unlink(missing_ok=True)
+        board_file = STORE / f"{area.name}-{index}.board.coverage"  # + one suffix per board process
+        for old in STORE.glob(f"{board_file.name}.*"):
+            old.unlink()
         junit = STORE / f"{area.name}-{index}.xml"
-        cmd = pytest_command(run, list(run.tests), "-p", "no:randomly", *[f"--cov={s}" for s in sources],
-                             "--cov-context=test", "--cov-report=", f"--junitxml={junit}")  # fmt: skip
-        code = subprocess.run(cmd, env={**os.environ, "COVERAGE_FILE": str(data_file)}, check=False).returncode
+        cmd = pytest_command(run, list(run.tests), "-p", "no:randomly", "-p", "mutation_contexts",
+                             *[f"--cov={s}" for s in sources], "--cov-context=test", "--cov-report=",
+                             f"--junitxml={junit}")  # fmt: skip
+        path = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "COVERAGE_FILE": str(data_file), SIM_COVERAGE: str(board_file), "PYTHONPATH": path}
+        code = subprocess.run(cmd, env=env, check=False).returncode
         if code != 0:
             return code
         data = coverage.CoverageData(basename=str(data_file))
         data.read()
+        for part in sorted(STORE.glob(f"{board_file.name}.*")):  # what the virtual boards ran
+            board_data = coverage.CoverageData(basename=str(part))
+            board_data.read()
+            data.update(board_data)
         order: dict[str, int] = {}
         lines: dict[str, dict[str, list[str]]] = {}
         for module in area.modules:
@@ -115,8 +129,6 @@ def changed_lines(before: str, after: str) -> list[int]:
 def run_selected(area: Area) -> int:
     """Each pass in turn, with the tests the mutated lines need; 0 (survived) at once when no test of
     any pass executes them. The first failing pass kills the mutant."""
-    if not area.coverage:
-        return next((code for run in area.passes if (code := run_pass(run)) != 0), 0)
     stored = json.loads((STORE / f"{area.name}.json").read_text())
     mutated = [(m, text) for m, text in stored["pristine"].items() if (HERE / m).read_text() != text]
     if not mutated:
@@ -155,7 +167,7 @@ def main() -> int:
     args = parser.parse_args()
     areas, _ = load_areas(HERE / "bench" / "mutation.toml")
     area = areas[args.area]
-    if args.mode == "map" and area.coverage:
+    if args.mode == "map":
         return build_map(area)
     return run_selected(area)
 

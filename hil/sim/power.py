@@ -11,6 +11,8 @@ line per request line. Requests:
   at once if ``restore``)
 - ``{"op":"disarm"}`` → drop all armed triggers
 - ``{"op":"wait_cut","count":1,"timeout":5}`` → block until at least ``count`` cuts happened
+- ``{"op":"coverage_context","test":"tests/x.py::test_y|board"}`` → label the lines the board runs
+  from now on with that test (only in a measured board: :mod:`hil.sim.measure`)
 
 Every reply has ``"ok"``; failures carry ``"error"`` saying what was wrong.
 """
@@ -206,7 +208,13 @@ class ControlServer:
         if op == "wait_cut":
             reached = board.triggers.wait_cuts(int(req.get("count", 1)), float(req.get("timeout", 10)))
             return {"reached": reached, "cuts": list(board.triggers.cuts)}
-        raise ValueError(f"unknown op {op!r}; expected status, power, reset, cut_when, disarm, wait_cut")
+        if op == "coverage_context":
+            from hil.sim.measure import switch_context
+
+            return switch_context(str(req["test"]))
+        raise ValueError(
+            f"unknown op {op!r}; expected status, power, reset, cut_when, disarm, wait_cut, coverage_context"
+        )
 
 
 def _shutdown(sock: socket.socket) -> None:
