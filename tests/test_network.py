@@ -10,6 +10,8 @@ selftest/scenarios run it against each and require an assertion failure.
 from __future__ import annotations
 
 import json
+import socket
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,8 @@ from hil.net.rules import Rule
 from hil.net.search import search, search_decoded
 from hil.net.summary import format_table, summarize
 from hil.protocol.readings import Readings
+from hil.report.evidence import Evidence
+from hil.report.limits import AtLeast, AtMost
 from hil.server.config import DeviceKeys, load_devices
 from hil.server.under_test import ServerFactory, ServerUnderTest
 from hil.wire.expect import expect_outcome
@@ -38,6 +42,8 @@ from hil.wire.profile import WireProfile
 
 REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
 FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16
+# a retry's pause is timed by the console lines' arrival on this host: allow that much jitter
+RETRY_ARRIVAL_JITTER = 0.05
 OTHER_DEVICE, UNREGISTERED_DEVICE = "EW-0002", "EW-0003"
 
 
@@ -289,3 +295,34 @@ def test_retry_after_503_uses_a_new_nonce(provision: Provision, board: Board, se
     # the sniffer sees both attempts (board -> proxy); the relay only what the proxy forwarded
     expected = [device.nonce + 1, device.nonce + 2] if capture.mode == "sniffer" else [device.nonce + 2]
     assert on_wire == expected, on_wire
+
+
+@pytest.mark.stride("D", threat="a failing server makes the board retry without pause or bound: a retry storm "
+                               "that floods the server and burns the device's nonces")
+@pytest.mark.fails_with("upload-retry-storm")
+def test_retries_against_an_unreachable_server_are_bounded_and_spaced(
+    provision: Provision, board: Board, wire: WireProfile, server_host: str, evidence: Evidence
+) -> None:
+    """Pointed at a port that refuses connections, the board makes one upload cycle of at most the
+    attempts its wire profile declares (``[device] upload_attempts``), each under a new nonce, at least
+    the declared pause apart (``upload_retry_delay_s``), then gives up saying how many it made."""
+    attempts, pause = wire.device.upload_attempts, wire.device.upload_retry_delay_s or 0.0
+    if attempts is None:
+        pytest.skip(f"wire profile {wire.name} declares no upload_attempts for its device ([device] section)")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind((server_host, 0))  # bound, never listening: connections are refused, the port stays ours
+        host, port = closed.getsockname()[:2]
+        device = provision(server_url=f"http://{host}:{port}")
+        mark = board.console.mark()
+        bound = start_upload(board) + attempts * (pause + UPLOAD_TIMEOUT)
+        gave_up = board.console.expect_event("upload.gave_up", bound, since=mark, unless=["upload.ok"])
+    sending = board.console.profile.event("upload.sending")
+    sent = [(line.wall, found) for line in board.console.lines(mark) if (found := sending.search(line.text))]
+    nonces = [int(found.group("nonce")) for _, found in sent]
+    gaps = [later - earlier for (earlier, _), (later, _) in pairwise(sent)]
+    evidence.measure("upload attempts in one cycle", len(sent), "", AtMost(attempts))
+    if gaps:
+        evidence.measure("shortest pause between attempts", round(min(gaps), 3), "s",
+                         AtLeast(pause - RETRY_ARRIVAL_JITTER))
+    assert int(gave_up.group("attempts")) == len(sent), (gave_up.group(0), nonces)
+    assert nonces == list(range(device.nonce + 1, device.nonce + 1 + len(sent))), nonces

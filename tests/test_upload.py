@@ -67,6 +67,27 @@ def test_nonces_increase_across_resets_and_power_cuts(provisioned_board: Board, 
         assert server.last_nonce(device.device_id) == lost + 1
 
 
+@pytest.mark.stride("S", "T", threat="the nonce counter overflows past its last value and old nonces go out again")
+@pytest.mark.fails_with("nonce-wraps-at-max")
+def test_last_nonce_is_sent_then_the_device_stops(provision: Provision, board: Board, server: ServerUnderTest,
+                                                   wire: WireProfile, attacker: Attacker) -> None:
+    """Provisioned one below the wire format's largest nonce, the board sends that largest nonce (the
+    limit itself is usable, and accepted), then refuses the next upload saying its nonce space is
+    exhausted: nothing more on the wire (no wrap to 0, whose packets would replay), its NVS nonce
+    still the largest."""
+    largest = wire.nonce.maximum
+    device = provision(nonce=largest - 1)
+    upload_now(board, largest)
+    mark = board.console.mark()
+    board.console.expect_event("nonce.exhausted", start_upload(board), since=mark, nonce=str(largest),
+                               unless=["upload.sending", "upload.ok", "upload.rejected"])
+    assert [p.nonce for p in attacker.captured_uploads()] == [largest]
+    if server.builtin:
+        assert server.last_nonce(device.device_id) == largest
+    board.reset()
+    board.console.expect_event("nonce.loaded", BOOT_TIMEOUT, nonce=str(largest))
+
+
 @pytest.mark.stride("S", "T", threat="forged packets burn the device's nonces (denial of its next upload)")
 @pytest.mark.fails_with("nonce-advanced-before-mac", "mac-over-payload-only")
 def test_forged_mac_refused_without_burning_nonce(provisioned_board: Board, device: DeviceIdentity, wire: WireProfile,
@@ -108,9 +129,13 @@ def test_encrypted_upload_stores_same_readings(provision: Provision, server: Ser
     """With encryption provisioned the packet says ``encrypted:true``, its payload is AES-128-CBC
     under the device key, and the server stores exactly the readings inside."""
     device = provision(encrypt=True)
+    mark = board.console.mark()
     upload_now(board, device.nonce + 1)
     (sent,) = attacker.captured_uploads()
     assert sent.encrypted, "encryption is provisioned but the packet went out with encrypted:false"
+    if "mode" in board.console.profile.fields("upload.sending"):  # what the board says it sent, as sent
+        said = board.console.expect_event("upload.sending", 0, since=mark, nonce=str(sent.nonce))
+        assert said.group("mode") == "encrypted", said.group(0)
     with pytest.raises(ProtocolError):
         wire.codec.unwrap(sent, aes_key=None)  # not readable without the AES key
     readings = wire.open(sent, hmac_key=device.hmac_key, aes_key=device.aes_key)

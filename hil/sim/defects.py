@@ -80,6 +80,16 @@ _DEFECTS: tuple[Defect, ...] = (
         "a retried upload re-sends the nonce of the failed attempt instead of a new one",
     ),
     Defect(
+        "upload-retry-storm",
+        "upload",
+        "a failed upload (a 5xx, no connection) is retried at once, 12 attempts in all, each a new nonce",
+    ),
+    Defect(
+        "nonce-wraps-at-max",
+        "upload",
+        "after the last u32 nonce the counter wraps to 0 instead of the device refusing to send",
+    ),
+    Defect(
         "encrypt-flag-ignored",
         "upload",
         "the provisioned encrypt setting is ignored: payloads go out compressed but in the clear",

@@ -91,6 +91,10 @@ class DeviceContract:
     log_profile: str
     upload_period_s: float
     ota_period_s: float
+    # one upload cycle against a failing server (a 5xx, no connection): attempts in all and the device
+    # time between them, as the firmware documents them; None when the profile does not say
+    upload_attempts: int | None = None
+    upload_retry_delay_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,12 @@ class WireProfile:
             f"max {self.nonce.maximum}; learnt from a replay refusal's {self.nonce.learn_field}",
             f"  limits: body {self.limits.body_bytes} B, rate "
             + (f"{self.limits.rate}/{self.limits.rate_window_s:g} s" if self.limits.rate else "none declared"),
-            f"  device: triggered by {self.device.trigger}, log profile {self.device.log_profile}",
+            f"  device: triggered by {self.device.trigger}, log profile {self.device.log_profile}; upload "
+            + (
+                f"attempts {self.device.upload_attempts}, {self.device.upload_retry_delay_s or 0:g} s apart"
+                if self.device.upload_attempts
+                else "retries not declared"
+            ),
             "  responses:",
         ]
         lines += [f"    {line}" for line in self.classifier.describe()]
@@ -326,6 +335,10 @@ def _from_data(data: Mapping[str, Any], path: Path) -> WireProfile:
             log_profile=device.get("log_profile", "ecowatt-idf"),
             upload_period_s=float(device.get("upload_period_s", 0)),
             ota_period_s=float(device.get("ota_period_s", 0)),
+            upload_attempts=int(_number(device, "upload_attempts", 0, src)) or None,
+            upload_retry_delay_s=_number(device, "upload_retry_delay_s", 0, src)
+            if "upload_retry_delay_s" in device
+            else None,
         ),
     )
     if profile.nonce.learn_pattern is not None and "(?P<last>" not in profile.nonce.learn_pattern:

@@ -13,7 +13,8 @@ import pytest
 from hil.console.profile import load_profile
 from hil.protocol.readings import REGISTERS
 from hil.sim.firmware import run_app
-from hil.sim.firmware.upload import UploadSettings, UploadTimer, sample_readings, upload_cycle
+from hil.sim.firmware.sensors import sample_readings
+from hil.sim.firmware.upload import UploadSettings, UploadTimer, upload_cycle
 from hil.sim.runtime import Reboot
 from sim_upload.conftest import ADMIN_TOKEN, nvs_value
 

@@ -26,7 +26,8 @@ from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.server.config import DeviceKeys, ServerConfig
 from hil.server.handle import ServerHandle
 from hil.sim.firmware.identity import NAMESPACE
-from hil.sim.firmware.upload import sample_readings, upload_cycle
+from hil.sim.firmware.sensors import sample_readings
+from hil.sim.firmware.upload import upload_cycle
 from hil.sim.firmware.upload_formats import FORMATS
 from hil.wire.profile import load_profile
 from sim_upload.conftest import LAYOUT, PLACEHOLDER_URL, nvs_value

@@ -37,6 +37,9 @@ def test_shipped_profile_describes_route_scope_and_limits_without_keys(name: str
     assert f"body {profile.limits.body_bytes} B" in text
     assert f"rate {profile.limits.rate}/{profile.limits.rate_window_s:g} s" in text
     assert profile.codec.name == profile.codec_name  # the codec resolves (at load, see the table below)
+    attempts = profile.device.upload_attempts
+    said = f"upload attempts {attempts}, {profile.device.upload_retry_delay_s:g} s apart" if attempts else "not declared"
+    assert said in text
     for key in (profile.test_hmac_key, profile.test_aes_key):
         if key is not None:
             leaked = [s for s in _key_spellings(key) if s in text or s in repr(profile)]
@@ -130,6 +133,8 @@ MISTAKES = [
     ),
     ("status-not-int", "status = 413", 'status = "413"', r"responses\[4\]: status must be an HTTP status"),
     ("not-toml", "[meta]", "[meta", r"cannot read the wire profile"),
+    ("attempts-negative", "upload_attempts = 3", "upload_attempts = -1", r"upload_attempts must be a non-negative"),
+    ("retry-delay-text", "upload_retry_delay_s = 1", 'upload_retry_delay_s = "1s"', r"upload_retry_delay_s must be"),
 ]
 
 

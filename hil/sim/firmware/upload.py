@@ -12,7 +12,8 @@ NVS settings besides the identity (namespace ``ecowatt``): ``encrypt`` (u8, 1 = 
 ``upload_period_s`` (u32, 0 or absent = no timer).
 
 Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_store_nonce`),
-``nonce-reused-on-retry`` (:func:`upload_cycle`), ``mac-over-payload-only`` (the format's builder),
+``nonce-reused-on-retry`` and ``upload-retry-storm`` (:func:`upload_cycle`), ``nonce-wraps-at-max``
+(:func:`_next_nonce`), ``mac-over-payload-only`` (the format's builder),
 ``https-downgrade-to-http`` and ``hmac-key-in-url`` (:func:`_send`), ``encrypt-flag-ignored``
 (:func:`_packet`); the TLS check's defects (``tls-no-verify``, ``tls-hostname-not-checked``) in
 :func:`hil.sim.firmware.net.verification`.
@@ -21,38 +22,26 @@ Defects honoured here (``hil.sim.defects``): ``nonce-not-persisted`` (:func:`_st
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 
 from hil.images import nvs
 from hil.images.layout import layout_for
 from hil.protocol.errors import ProtocolError
-from hil.protocol.readings import REGISTERS, Reading, Readings
+from hil.protocol.readings import Readings
 from hil.protocol.upload import AES_KEY_BYTES, HMAC_KEY_BYTES, NONCE_MAX
 from hil.sim.firmware import net
 from hil.sim.firmware.device import Device
 from hil.sim.firmware.identity import NAMESPACE
+from hil.sim.firmware.sensors import sample_readings
 from hil.sim.firmware.timer import PeriodicTask
 from hil.sim.firmware.upload_formats import OutgoingUpload, UploadFormat, format_of, unknown_format_error
 from hil.sim.runtime import Runtime
 
-MAX_ATTEMPTS = 3  # first try + 2 retries
-RETRY_DELAY_S = 1.0  # device time between attempts
+MAX_ATTEMPTS = 3  # first try + 2 retries (wire profile ecowatt-api: [device] upload_attempts)
+RETRY_DELAY_S = 1.0  # device time between attempts ([device] upload_retry_delay_s)
+STORM_ATTEMPTS = 12  # under ``upload-retry-storm``: retried at once, this many attempts in all
 TAG = "upload"
-# Nominal value and swing of each register (an inverter around midday).
-_NOMINAL = {
-    "Vac1": (230.0, 3.0),
-    "Iac1": (4.3, 0.4),
-    "Fac1": (50.0, 0.05),
-    "Vpv1": (320.0, 12.0),
-    "Vpv2": (310.0, 12.0),
-    "Ipv1": (5.1, 0.6),
-    "Ipv2": (4.8, 0.6),
-    "Temp": (38.0, 4.0),
-    "Pow": (1000.0, 120.0),
-    "Pac": (980.0, 115.0),
-}
 
 
 @dataclass(frozen=True)
@@ -69,16 +58,6 @@ class UploadSettings:
         image = nvs.parse(rt.flash.read(layout.nvs, layout.nvs_size))
         encrypt, period = image.get(NAMESPACE, "encrypt"), image.get(NAMESPACE, "upload_period_s")
         return cls(encrypt=encrypt == 1, period_s=period if isinstance(period, int) else 0)
-
-
-def sample_readings(device_id: str, seed: int, unix_time: int) -> Readings:
-    """One sample of every register: plausible, varying with *seed*, identical for equal inputs."""
-    values = []
-    for index, register in enumerate(REGISTERS):
-        nominal, swing = _NOMINAL[register]
-        wave = math.sin(seed * (0.37 + 0.11 * index) + index)
-        values.append(Reading(register, round(nominal + swing * wave, 2)))
-    return Readings(device_id, unix_time, tuple(values))
 
 
 def cmd_upload(device: Device, args: list[str]) -> None:
@@ -112,10 +91,11 @@ def _cycle(device: Device) -> bool:
         return False
     readings = None
     nonce = None
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    attempts, delay = (STORM_ATTEMPTS, 0.0) if "upload-retry-storm" in rt.defects else (MAX_ATTEMPTS, RETRY_DELAY_S)
+    for attempt in range(1, attempts + 1):
         if attempt > 1:
-            log.w(TAG, f"Retrying upload (attempt {attempt}/{MAX_ATTEMPTS})")
-            rt.wait(RETRY_DELAY_S)
+            log.w(TAG, f"Retrying upload (attempt {attempt}/{attempts})")
+            rt.wait(delay)
         if nonce is None or "nonce-reused-on-retry" not in rt.defects:
             nonce = _next_nonce(device)
             if nonce is None:
@@ -130,7 +110,7 @@ def _cycle(device: Device) -> bool:
         outcome = _send(device, endpoint, packet, len(readings.readings))
         if outcome != "retry":
             return outcome == "ok"
-    log.e(TAG, f"Upload gave up after {MAX_ATTEMPTS} attempts")
+    log.e(TAG, f"Upload gave up after {attempts} attempts")
     return False
 
 
@@ -138,6 +118,8 @@ def _next_nonce(device: Device) -> int | None:
     """The next nonce, committed to NVS before anything is sent (a reset never reuses it)."""
     assert device.identity is not None
     nonce = device.identity.nonce + 1
+    if nonce > NONCE_MAX and "nonce-wraps-at-max" in device.rt.defects:
+        nonce = 0  # the defect: a u32 counter that overflows, so the next packets replay old nonces
     if nonce > NONCE_MAX:
         device.log.e("security", f"Nonce space exhausted at {device.identity.nonce}; reprovision the device")
         return None

@@ -74,7 +74,7 @@ def _api_packet(
 def _fw134_packet(
     ident: NvsIdentity, readings: Readings, nonce: int, encrypt: bool, defects: DefectSet
 ) -> OutgoingUpload:
-    # the firmware scales and rounds its raw registers; sample_readings' 2-decimal floats fit that
+    # the firmware scales and rounds its raw registers; sensors.sample_readings' 2-decimal floats fit that
     inner = fw134.encode_inner(fw134.batch_from_readings(readings))
     envelope = fw134.build_envelope(inner, nonce=nonce, hmac_key=ident.hmac_key, encrypt=encrypt)
     if "mac-over-payload-only" in defects:
