@@ -26,6 +26,8 @@ FAMILIES = {
 }
 FILTERED = "Filtered operator"  # cosmic-ray's operators filter: outside the operator set
 TARGET_RATE = 0.90
+# what bench/mutation_select.py prints when a pass of selftest/ (not a scenario) killed the mutant
+SELFTEST_KILL = "mutation_select: killed by a pass of the project's own tests (selftest/), not by a scenario"
 _LAYOUT = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
 
 
@@ -328,6 +330,8 @@ def _classify_session(
                 continue
             if result.test_outcome == TestOutcome.KILLED:
                 tally.count(module, "timeout" if (result.output or "").strip() == "timeout" else "killed")
+                if SELFTEST_KILL in (result.output or ""):
+                    tally.count(module, "by-selftest")
                 continue
             if rule_for(spans[module], tuple(mutation.start_pos), mutation.operator_name, survived=True) is not None:
                 tally.count(module, "equivalent-rule")
@@ -372,6 +376,8 @@ def print_report(tallies: list[Tally], equivalents: list[Equivalent], *, show_al
         print(_row(f"{tally.area.name}", total))
         for module, counts in sorted(tally.per_module.items()):
             print(_row(f"  {module}" + (" (changed since)" if module in tally.stale else ""), counts))
+        if total["by-selftest"]:
+            print(f"  ({total['by-selftest']} of the killed only by the project's own tests, not by a scenario)")
         rate = kill_rate(total)
         ok = ok and rate is not None and rate >= TARGET_RATE and not total["pending"] and not total["error"]
         used.update(e for _, e in tally.explained)
