@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from hil.images.fota import FotaFormatError, FotaPackage, load_packages, parse_version, sign_plaintext
+from hil.images.fota import (
+    FotaFormatError,
+    FotaPackage,
+    chunk_count,
+    load_packages,
+    padded_size,
+    parse_version,
+    sign_plaintext,
+)
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
 from hil.protocol.readings import valid_device_id
@@ -138,10 +146,18 @@ def check(device_id: str) -> Response:
         {
             "update_available": True,
             "firmware_version": offered,
-            "file_size": packages[offered].manifest.file_size,
+            "file_size": claimed_size(packages[offered].manifest.file_size),
             "manifest_url": f"/api/ota/manifest/{offered}",
         }
     )
+
+
+def claimed_size(file_size: int) -> int:
+    """The image size the check and the manifest state: the true one, or what ``claim_size`` says."""
+    for fault in active_faults(faults.SIZE_FAULTS):
+        log.info("OTA fault claim_size: %d bytes claimed for an image of %d", fault.params["bytes"], file_size)
+        return int(fault.params["bytes"])
+    return file_size
 
 
 def served_packages(packages: Mapping[str, P], relabel: Callable[[P, str], P]) -> dict[str, P]:
@@ -214,6 +230,9 @@ def manifest(version: str) -> Response:
         sign_digest=lambda digest, key: sign_plaintext(digest, key, prehashed=True),
     )
     doc["sha256_hash"], doc["rsa_signature"] = digest, signature.hex()
+    claimed = claimed_size(doc["file_size"])
+    if claimed != doc["file_size"]:  # a consistent claim: the chunk count follows the size
+        doc["file_size"], doc["total_chunks"] = claimed, chunk_count(padded_size(claimed), doc["chunk_size"])
     return jsonify(doc)
 
 

@@ -11,6 +11,7 @@
 | wrong_signing_key | — | the manifest is signed with a key the device does not trust |
 | offer_version | version | the check offers that package even when it is not newer |
 | relabel_version | version, label | package ``version`` offered and served as ``label`` (image and signature kept) |
+| claim_size | bytes | check and manifest claim a ``bytes``-byte image, ``total_chunks`` to match (ecowatt-api) |
 
 ``chunk`` absent means every chunk. A fault whose params are malformed is ignored and logged; so are
 names the OTA endpoints do not know (other blueprints may use them). ``times`` is consumed atomically
@@ -29,6 +30,7 @@ log = logging.getLogger("hil.server.ota")
 CHUNK_FAULTS = ("corrupt_chunk", "truncate_chunk", "drop_connection", "delay_chunk")
 MANIFEST_FAULTS = ("bad_hash", "bad_signature", "wrong_signing_key")
 CHECK_FAULTS = ("offer_version", "relabel_version")
+SIZE_FAULTS = ("claim_size",)
 RELABEL_FAULTS = ("relabel_version",)
 MAX_LABEL = 64  # a label longer than any version only ties up the log
 MAX_DELAY_MS = 120_000  # past the device's request timeout already; longer only ties up a thread
@@ -61,6 +63,7 @@ def _params_ok(fault: Fault) -> bool:
             and 0 <= p["ms"] <= MAX_DELAY_MS
         ),
         "offer_version": lambda: isinstance(p.get("version"), str),
+        "claim_size": lambda: _is_int(p.get("bytes"), 1),
         "relabel_version": lambda: (
             isinstance(p.get("version"), str) and isinstance(p.get("label"), str) and 0 < len(p["label"]) <= MAX_LABEL
         ),

@@ -119,6 +119,12 @@ _DEFECTS: tuple[Defect, ...] = (
         "(a 'compatibility' fallback): an attacker who breaks the handshake reads the packet",
     ),
     Defect(
+        "ota-no-size-check",
+        "ota",
+        "the manifest's image size is not checked against the secondary slot: the slot is erased and the "
+        "download starts for an image that cannot fit",
+    ),
+    Defect(
         "ota-skip-hash",
         "ota",
         "the OTA client never compares the image's SHA-256 with the manifest (bad_hash is installed)",

@@ -72,3 +72,9 @@ def test_relabel_label_bounds() -> None:
     assert not _kept("relabel_version", version="2.0.0", label="")
     assert not _kept("relabel_version", version="2.0.0", label="9" * (MAX_LABEL + 1))
     assert not _kept("relabel_version", version="2.0.0", label=3) and not _kept("relabel_version", label="3.0.0")
+
+
+def test_claim_size_bounds() -> None:
+    assert _kept("claim_size", bytes=1) and _kept("claim_size", bytes=2_000_000)
+    assert not _kept("claim_size", bytes=0) and not _kept("claim_size", bytes=True)
+    assert not _kept("claim_size", bytes="big") and not _kept("claim_size")

@@ -425,3 +425,15 @@ def test_cli_serves_the_firmware_dir(tmp_path: Path, fota) -> None:
         assert proc.wait(timeout=10) == 0
         log = proc.stderr.read()
     assert "OTA packages from" in log and fota.fota_key.hex() not in log
+
+
+def test_claim_size_states_the_size_consistently_and_changes_nothing_else(ota, fota) -> None:
+    true, chunks_before = manifest(ota), chunks(ota)
+    fault(ota, "claim_size", bytes=10000)
+    claimed = manifest(ota)
+    assert true["total_chunks"] == 3
+    assert claimed["file_size"] == 10000 and claimed["total_chunks"] == 5  # 10016 cipher bytes in 2048s
+    assert {k: v for k, v in claimed.items() if k not in ("file_size", "total_chunks")} == \
+        {k: v for k, v in true.items() if k not in ("file_size", "total_chunks")}
+    assert ota.get(f"{CHECK}?version=1.0.0").get_json()["file_size"] == 10000
+    assert ota.get("/api/ota/download/2.0.0/2").get_data() == chunks_before[2]  # the image served is the true one

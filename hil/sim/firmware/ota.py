@@ -13,8 +13,9 @@ secondary slot, is logged and reported, and the running image stays. The flow is
 format: only the client (requests, parsing, which reports) and the signature scheme differ.
 What happens after the reboot (self-test, confirm, rolled-back report) is :mod:`ota_boot`.
 
-Defects honoured here: ``ota-skip-hash``, ``ota-skip-signature`` (:func:`_verify`),
-``ota-accept-downgrade``, ``ota-version-compared-as-text`` (:func:`_refuse_downgrade`),
+Defects honoured here: ``ota-no-size-check`` (:func:`_install`), ``ota-skip-hash``,
+``ota-skip-signature`` (:func:`_verify`), ``ota-accept-downgrade``, ``ota-version-compared-as-text``
+(:func:`_refuse_downgrade`),
 ``ota-trusts-offered-version`` (:func:`_refuse_relabelled`), ``ota-keep-partial-on-failure``
 (:func:`_fail`), ``ota-no-resume`` (:func:`_fetch`).
 """
@@ -169,7 +170,7 @@ def _install(device: Device, wire: OtaFormat, client: OtaChannel, offer: Offer, 
         raise OtaError(DOWNLOAD_FAILED, f"{wire.prepare_step}: {getattr(exc, 'reason', exc)}") from None
     if manifest.version != offer.version:
         raise OtaError(DOWNLOAD_FAILED, f"manifest is for {manifest.version}, the server offered {offer.version}")
-    if manifest.file_size > slot.capacity:
+    if manifest.file_size > slot.capacity and "ota-no-size-check" not in device.rt.defects:
         raise OtaError(
             DOWNLOAD_FAILED,
             f"image of {manifest.file_size} bytes does not fit the secondary slot ({slot.capacity} bytes)",
