@@ -154,9 +154,12 @@ class Worker:
         in a session of its own, which a signal to the worker's group does not reach."""
         if self._proc is None:
             return
+        if self._proc.poll() is None:  # frozen first: a run it starts after the snapshot would be orphaned
+            os.killpg(self._proc.pid, signal.SIGSTOP)
         runs = _descendants(self._proc.pid)
         if self._proc.poll() is None:
             os.killpg(self._proc.pid, 15)
+            os.killpg(self._proc.pid, signal.SIGCONT)  # a stopped process acts on SIGTERM once continued
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
