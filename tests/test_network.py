@@ -44,6 +44,9 @@ REFERENCE = Path(__file__).resolve().parents[1] / "captures" / "reference"
 FLOOD_REPLAYS, FLOOD_PARALLEL = 200, 16
 # a retry's pause is timed by the console lines' arrival on this host: allow that much jitter
 RETRY_ARRIVAL_JITTER = 0.05
+# a firmware whose wire profile declares no retry policy is still held to a bounded, paced one:
+# at most this many attempts in one upload cycle, at least this many seconds apart
+UNDECLARED_RETRIES = (5, 0.5)
 OTHER_DEVICE, UNREGISTERED_DEVICE = "EW-0002", "EW-0003"
 
 
@@ -304,11 +307,16 @@ def test_retries_against_an_unreachable_server_are_bounded_and_spaced(
     provision: Provision, board: Board, wire: WireProfile, server_host: str, evidence: Evidence
 ) -> None:
     """Pointed at a port that refuses connections, the board makes one upload cycle of at most the
-    attempts its wire profile declares (``[device] upload_attempts``), each under a new nonce, at least
-    the declared pause apart (``upload_retry_delay_s``), then gives up saying how many it made."""
-    attempts, pause = wire.device.upload_attempts, wire.device.upload_retry_delay_s or 0.0
-    if attempts is None:
-        pytest.skip(f"wire profile {wire.name} declares no upload_attempts for its device ([device] section)")
+    attempts its wire profile declares (``[device] upload_attempts``; else :data:`UNDECLARED_RETRIES`),
+    each under a new nonce, at least the declared pause apart (``upload_retry_delay_s``), then gives up
+    saying how many it made."""
+    declared = wire.device.upload_attempts is not None
+    attempts = wire.device.upload_attempts or UNDECLARED_RETRIES[0]
+    pause = wire.device.upload_retry_delay_s if declared and wire.device.upload_retry_delay_s is not None \
+        else UNDECLARED_RETRIES[1]
+    evidence.note(f"retry bounds: at most {attempts} attempts, {pause:g} s apart "
+                  + (f"(declared by wire profile {wire.name})" if declared else
+                     f"(wire profile {wire.name} declares none: the harness's bounds for any firmware)"))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
         closed.bind((server_host, 0))  # bound, never listening: connections are refused, the port stays ours
         host, port = closed.getsockname()[:2]
@@ -321,8 +329,10 @@ def test_retries_against_an_unreachable_server_are_bounded_and_spaced(
     nonces = [int(found.group("nonce")) for _, found in sent]
     gaps = [later - earlier for (earlier, _), (later, _) in pairwise(sent)]
     evidence.measure("upload attempts in one cycle", len(sent), "", AtMost(attempts))
+    assert len(sent) <= attempts, f"{len(sent)} attempts in one cycle (at most {attempts}): nonces {nonces}"
     if gaps:
         evidence.measure("shortest pause between attempts", round(min(gaps), 3), "s",
                          AtLeast(pause - RETRY_ARRIVAL_JITTER))
+        assert min(gaps) >= pause - RETRY_ARRIVAL_JITTER, f"attempts {[round(g, 3) for g in gaps]} s apart"
     assert int(gave_up.group("attempts")) == len(sent), (gave_up.group(0), nonces)
     assert nonces == list(range(device.nonce + 1, device.nonce + 1 + len(sent))), nonces

@@ -119,12 +119,10 @@ def test_ota_faulty_image_refused(ota_board: OtaBoard, fault: str, params: dict[
 @pytest.mark.stride("T", "D", threat="an image too big for the secondary slot is accepted: the slot is erased and "
                                "the download runs into MCUboot's trailer")
 @pytest.mark.fails_with("ota-no-size-check")
-def test_ota_image_larger_than_the_slot_refused_before_download(ota_board: OtaBoard, wire: WireProfile) -> None:
+def test_ota_image_larger_than_the_slot_refused_before_download(ota_board: OtaBoard) -> None:
     """The server claims an image one byte larger than the secondary slot can hold (the slot less
     MCUboot's trailer, which must stay erased for the swap request; ``claim_size``): the device refuses
     it with DOWNLOAD_FAILED before downloading a chunk and keeps running v1, the secondary slot erased."""
-    if wire.name != "ecowatt-api":
-        pytest.skip(f"the {wire.name} reference OTA endpoints do not implement the claim_size fault")
     layout = layout_for(ota_board.firmware.chip)
     ota_board.server.add_fault("claim_size", bytes=layout.slot_size - TRAILER_SIZE + 1)
     mark = ota_board.check()

@@ -11,7 +11,7 @@
 | wrong_signing_key | — | the manifest is signed with a key the device does not trust |
 | offer_version | version | the check offers that package even when it is not newer |
 | relabel_version | version, label | package ``version`` offered and served as ``label`` (image and signature kept) |
-| claim_size | bytes | check and manifest claim a ``bytes``-byte image, ``total_chunks`` to match (ecowatt-api) |
+| claim_size | bytes | the offer claims a ``bytes``-byte image, its other sizes and ``total_chunks`` to match |
 
 ``chunk`` absent means every chunk. A fault whose params are malformed is ignored and logged; so are
 names the OTA endpoints do not know (other blueprints may use them). ``times`` is consumed atomically

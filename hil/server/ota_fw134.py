@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from hil.images.fota import FotaFormatError, parse_version
+from hil.images.fota import FotaFormatError, chunk_count, padded_size, parse_version
 from hil.images.fota_fw134 import Fw134Package, fw134_packages, sign_digest
 from hil.protocol.errors import ErrorCode, ProtocolError
 from hil.protocol.jsonio import load_json_object
@@ -35,6 +35,7 @@ from hil.server.ota import (
     OtaState,
     checked_version,
     chunk_under_faults,
+    claimed_size,
     dropped_response,
     known_device,
     offered_version,
@@ -166,7 +167,13 @@ def check(device_id: str) -> Response:
     digest, signature = signed_fields_under_faults(
         offered, package.package.manifest.sha256_hash, package.signature, sign_digest=sign_digest
     )
-    reply["update_info"] = package.update_info(current, sha256_hash=digest, signature=signature)
+    info = package.update_info(current, sha256_hash=digest, signature=signature)
+    claimed = claimed_size(info["firmware_size"])
+    if claimed != info["firmware_size"]:  # a consistent claim: all four sizes follow
+        encrypted = padded_size(claimed)
+        info.update(original_size=claimed, firmware_size=claimed, encrypted_size=encrypted,
+                    total_chunks=chunk_count(encrypted, info["chunk_size"]))  # fmt: skip
+    reply["update_info"] = info
     return jsonify(reply)
 
 

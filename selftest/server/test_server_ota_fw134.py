@@ -657,3 +657,13 @@ def test_an_older_database_gains_the_phase_column(tmp_path: Path) -> None:
             report={"firmware_version": "2.0.0", "status": "downloading", "fw134_phase": "download_complete"},
         )
         assert storage.ota_statuses(DEVICE)[0]["fw134_phase"] == "download_complete"
+
+
+def test_claim_size_states_all_four_sizes_consistently(ota) -> None:
+    true = info(ota)
+    fault(ota, "claim_size", bytes=10000)
+    claimed = info(ota)
+    assert claimed["original_size"] == claimed["firmware_size"] == 10000
+    assert claimed["encrypted_size"] == 10016 and claimed["total_chunks"] == -(-10016 // claimed["chunk_size"])
+    sizes = ("original_size", "firmware_size", "encrypted_size", "total_chunks")
+    assert {k: v for k, v in claimed.items() if k not in sizes} == {k: v for k, v in true.items() if k not in sizes}
