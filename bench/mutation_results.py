@@ -26,6 +26,7 @@ FAMILIES = {
 }
 FILTERED = "Filtered operator"  # cosmic-ray's operators filter: outside the operator set
 TARGET_RATE = 0.90
+UNBUILT = "cosmic_ray/mutating.py"  # in a worker's traceback: the mutation itself failed, no test ran
 # what bench/mutation_select.py prints when a pass of selftest/ (not a scenario) killed the mutant
 SELFTEST_KILL = "mutation_select: killed by a pass of the project's own tests (selftest/), not by a scenario"
 _LAYOUT = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
@@ -323,7 +324,10 @@ def _classify_session(
                 tally.count(module, "pending")
                 continue
             if result.worker_outcome != WorkerOutcome.NORMAL:
-                tally.count(module, "error")
+                # cosmic-ray failing to build the mutant (its ExceptionReplacer on a tuple of dotted
+                # names) is a mutant that does not exist, as incompetent as one that does not compile
+                unbuilt = result.worker_outcome == WorkerOutcome.EXCEPTION and UNBUILT in (result.output or "")
+                tally.count(module, "incompetent" if unbuilt else "error")
                 continue
             if result.test_outcome == TestOutcome.INCOMPETENT:
                 tally.count(module, "incompetent")

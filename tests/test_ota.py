@@ -74,6 +74,7 @@ def test_ota_v1_to_v2_succeeds(ota_board: OtaBoard) -> None:
     assert (success["firmware_version"], success["old_version"]) == (v2, v1)
     progress = [e.fields for e in ota_board.timeline() if e.event == "ota.progress"]  # what the console says
     assert progress and progress[-1]["percent"] == "100" and progress[-1]["chunk"] == progress[-1]["total"], progress
+    assert (progress[0]["percent"], progress[0]["chunk"]) == ("0", "0"), progress  # said before the first chunk
 
 
 @pytest.mark.stride("T", "D", threat="a confirmed update is lost at the next reset or power cycle")
