@@ -18,9 +18,11 @@ test of every pass runs.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import difflib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +43,17 @@ def pytest_command(run: Pass, targets: list[str], *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", *extra, *targets, *run.args]
 
 
+PR_SET_PDEATHSIG = 1
 HUNG = 3  # run_pass's exit code when the tests outlived their bound: a hang is a failure a run notices
 START_S = 30.0  # a pytest start with the plugin, a virtual board and its first flash, with room
 SLOWER = 4.0  # how much slower than in the unmutated map run a test may get before it counts as hung
+
+
+def die_with_parent() -> None:
+    """The calling process gets SIGTERM when its parent dies (Linux): a stopped cosmic-ray worker takes
+    its test run, and the run its pytest (whose virtual boards die with it), instead of orphaning them."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run_pass(run: Pass, targets: list[str] | None = None, bound: float | None = None) -> int:
@@ -51,7 +61,7 @@ def run_pass(run: Pass, targets: list[str] | None = None, bound: float | None = 
     that makes a fault wait forever must not hold a worker for cosmic-ray's whole-pass timeout)."""
     cmd = pytest_command(run, list(run.tests) if targets is None else targets)
     try:
-        return subprocess.run(cmd, check=False, timeout=bound).returncode
+        return subprocess.run(cmd, check=False, timeout=bound, preexec_fn=die_with_parent).returncode
     except subprocess.TimeoutExpired:
         print(f"mutation_select: the tests ran past {bound:.0f} s (unmutated they take less): hung", flush=True)
         return HUNG
@@ -77,7 +87,7 @@ def build_map(area: Area) -> int:
                              f"--junitxml={junit}")  # fmt: skip
         path = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "COVERAGE_FILE": str(data_file), SIM_COVERAGE: str(board_file), "PYTHONPATH": path}
-        code = subprocess.run(cmd, env=env, check=False).returncode
+        code = subprocess.run(cmd, env=env, check=False, preexec_fn=die_with_parent).returncode
         if code != 0:
             return code
         data = coverage.CoverageData(basename=str(data_file))
@@ -163,6 +173,7 @@ def run_selected(area: Area) -> int:
 
 
 def main() -> int:
+    die_with_parent()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("map", "run"))
     parser.add_argument("--area", required=True)
